@@ -1,0 +1,60 @@
+"""Cross-cutting REST API pieces: one error shape and pagination."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from common.errors import ServiceError
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    body: dict = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    return body
+
+
+def exception_handler(exc, context):
+    """Every API error answers ``{"error": {"code", "message", "fields"?}}``."""
+    if isinstance(exc, ServiceError):
+        if exc.status_code == 400:
+            exc = exceptions.ValidationError({exc.field or "non_field_errors": [exc.message]})
+        else:
+            response = Response(_error_body(exc.code, exc.message), status=exc.status_code)
+            return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            non_field = detail.pop("non_field_errors", None)
+            message = str(non_field[0]) if non_field else "Some fields are not valid."
+            fields = {name: [str(e) for e in (errors if isinstance(errors, list) else [errors])]
+                      for name, errors in detail.items()}
+            response.data = _error_body("invalid", message, fields)
+        else:
+            errors = detail if isinstance(detail, list) else [detail]
+            response.data = _error_body("invalid", " ".join(str(e) for e in errors))
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        response.data = _error_body(str(code), str(detail))
+    return response
+
+
+def error_response(code: str, message: str, status_code: int) -> Response:
+    return Response(_error_body(code, message), status=status_code)

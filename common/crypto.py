@@ -1,0 +1,93 @@
+"""Encryption at rest for secrets (client secrets, webhook secrets, tokens).
+
+Keys come from ``FIELD_ENCRYPTION_KEYS`` (comma-separated Fernet keys), never
+from ``SECRET_KEY``: the first key encrypts, every key decrypts, so keys can be
+rotated with ``manage.py rotate_encryption_keys``.
+"""
+
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+
+class DecryptionError(Exception):
+    """A stored value that none of the configured keys decrypts."""
+
+
+@lru_cache(maxsize=8)
+def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is empty: set at least one Fernet key.")
+    try:
+        return MultiFernet([Fernet(key.encode()) for key in keys])
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS holds an invalid key; make one with "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+        ) from exc
+
+
+def fernet() -> MultiFernet:
+    return _fernet_for(tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+def encrypt(plaintext: str) -> str:
+    return fernet().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(ciphertext: str) -> str:
+    try:
+        return fernet().decrypt(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise DecryptionError(
+            "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
+            "the key that encrypted it is missing."
+        ) from None
+
+
+def rotate(ciphertext: str) -> str:
+    """Re-encrypt with the first key; raises DecryptionError if no key fits."""
+    try:
+        return fernet().rotate(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise DecryptionError(
+            "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
+            "the key that encrypted it is missing."
+        ) from None
+
+
+def is_encrypted_with_primary_key(ciphertext: str) -> bool:
+    try:
+        Fernet(settings.FIELD_ENCRYPTION_KEYS[0].encode()).decrypt(ciphertext.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+class Secret(str):
+    """A decrypted secret whose repr and str-in-templates never show the value."""
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+
+class EncryptedTextField(models.TextField):
+    """A text column holding Fernet ciphertext; Python sees the plaintext.
+
+    Empty strings are stored as empty strings (nothing to hide). A value no key
+    decrypts raises DecryptionError instead of leaking ciphertext.
+    """
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or value == "":
+            return value
+        return Secret(decrypt(value))
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if value is None or value == "":
+            return value
+        return encrypt(str(value))

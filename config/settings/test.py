@@ -1,0 +1,17 @@
+"""Test settings: the real PostgreSQL and Redis when DATABASE_URL/REDIS_URL are
+set (CI), SQLite and an in-memory broker otherwise."""
+
+import os
+
+os.environ.setdefault("OAUTH_ALLOW_INSECURE_URLS", "true")
+
+from config.settings import *  # noqa: F403
+from config.settings import CELERY_BROKER_URL, REDIS_URL
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if not REDIS_URL and CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_URL = "memory://"
+CELERY_TASK_ALWAYS_EAGER = False
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from common import health
+
+admin.site.site_header = "Tokenkeeper staff"
+admin.site.site_title = "Tokenkeeper staff"
+
+api_v1 = [
+    path("", include("workspaces.api_urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("django-admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("workspaces.urls")),
+]

@@ -1,0 +1,172 @@
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .audit import Actor
+from .models import ApiKey, Membership
+from .serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    AuditEventSerializer,
+    InvitationCreatedSerializer,
+    InvitationCreateSerializer,
+    InvitationSerializer,
+    MemberRoleSerializer,
+    MemberSerializer,
+    WorkspaceSerializer,
+    WorkspaceUpdateSerializer,
+)
+from .tenancy import IsUserOrApiKey, WorkspaceAPIMixin
+
+
+class PeopleOnlyWrites:
+    """Keys may read these objects; only signed-in admins may change them."""
+
+    def resolve_workspace(self, request) -> None:
+        if isinstance(request.auth, ApiKey) and request.method not in ("GET", "HEAD", "OPTIONS"):
+            if request.auth.workspace.slug != self.kwargs["workspace"]:
+                raise exceptions.NotFound("No such workspace.")
+            raise exceptions.PermissionDenied("API keys cannot manage people or keys; sign in as a workspace admin.")
+        super().resolve_workspace(request)
+
+
+class WorkspaceListView(APIView):
+    """The caller's workspaces; signed-in users can create one."""
+
+    permission_classes = [IsUserOrApiKey]
+
+    @extend_schema(responses=WorkspaceSerializer(many=True))
+    def get(self, request):
+        if isinstance(request.auth, ApiKey):
+            workspaces, roles = [request.auth.workspace], {}
+        else:
+            memberships = Membership.objects.filter(user=request.user).select_related("workspace")
+            workspaces = sorted((m.workspace for m in memberships), key=lambda w: w.name.lower())
+            roles = {m.workspace_id: m.role for m in memberships}
+        return Response(WorkspaceSerializer(workspaces, many=True, context={"roles": roles}).data)
+
+    @extend_schema(request=WorkspaceSerializer, responses={201: WorkspaceSerializer})
+    def post(self, request):
+        if isinstance(request.auth, ApiKey):
+            raise exceptions.PermissionDenied("API keys cannot create workspaces; sign in.")
+        data = WorkspaceSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = services.workspace_create(user=request.user, actor=Actor.from_request(request),
+                                              name=data.validated_data["name"],
+                                              slug=data.validated_data.get("slug", ""))
+        body = WorkspaceSerializer(workspace, context={"roles": {workspace.id: "admin"}}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class WorkspaceDetailView(WorkspaceAPIMixin, APIView):
+    @extend_schema(responses=WorkspaceSerializer)
+    def get(self, request, workspace):
+        return Response(self._body())
+
+    @extend_schema(request=WorkspaceUpdateSerializer, responses=WorkspaceSerializer)
+    def patch(self, request, workspace):
+        data = WorkspaceUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.workspace_rename(workspace=self.workspace, name=data.validated_data["name"], actor=self.actor)
+        return Response(self._body())
+
+    def _body(self) -> dict:
+        roles = {self.workspace.id: self.membership.role} if self.membership else {}
+        return WorkspaceSerializer(self.workspace, context={"roles": roles}).data
+
+
+class LeaveWorkspaceView(WorkspaceAPIMixin, APIView):
+    role_map = {"POST": "member"}
+    api_keys_allowed = False
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, workspace):
+        services.membership_leave(workspace=self.workspace, user=request.user, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                    viewsets.GenericViewSet):
+    serializer_class = MemberSerializer
+    filterset_fields = ["role"]
+
+    def get_queryset(self):
+        return selectors.members_list(workspace=self.workspace)
+
+    @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
+    def partial_update(self, request, workspace, pk):
+        data = MemberRoleSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_change_role(workspace=self.workspace, membership=self.get_object(),
+                                                     role=data.validated_data["role"], actor=self.actor)
+        return Response(MemberSerializer(membership).data)
+
+    def destroy(self, request, workspace, pk):
+        services.membership_remove(workspace=self.workspace, membership=self.get_object(), actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        viewsets.GenericViewSet):
+    serializer_class = InvitationSerializer
+    role_map = {**WorkspaceAPIMixin.role_map, "GET": "admin"}
+
+    def get_queryset(self):
+        queryset = selectors.invitations_list(workspace=self.workspace)
+        if self.request.query_params.get("status") == "pending":
+            queryset = selectors.invitations_pending(workspace=self.workspace)
+        return queryset
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationCreatedSerializer})
+    def create(self, request, workspace):
+        data = InvitationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation, token = services.invitation_create(workspace=self.workspace, actor=self.actor, **data.validated_data)
+        invitation.accept_url = services.invitation_accept_url(token)
+        return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=InvitationSerializer)
+    def destroy(self, request, workspace, pk):
+        invitation = services.invitation_revoke(workspace=self.workspace, invitation=self.get_object(),
+                                                actor=self.actor)
+        return Response(InvitationSerializer(invitation).data)
+
+
+class ApiKeyViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                    viewsets.GenericViewSet):
+    serializer_class = ApiKeySerializer
+    role_map = {**WorkspaceAPIMixin.role_map, "GET": "admin"}
+
+    def get_queryset(self):
+        queryset = selectors.api_keys_list(workspace=self.workspace)
+        if self.request.query_params.get("active") in ("1", "true"):
+            queryset = queryset.filter(revoked_at__isnull=True)
+        return queryset
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def create(self, request, workspace):
+        data = ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, raw = services.api_key_create(workspace=self.workspace, actor=self.actor, **data.validated_data)
+        key.key = raw
+        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=ApiKeySerializer)
+    def destroy(self, request, workspace, pk):
+        key = services.api_key_revoke(workspace=self.workspace, api_key=self.get_object(), actor=self.actor)
+        return Response(ApiKeySerializer(key).data)
+
+
+class AuditEventViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = AuditEventSerializer
+    role_map = {"GET": "admin", "HEAD": "admin", "OPTIONS": "admin"}
+
+    def get_queryset(self):
+        queryset = selectors.audit_events_list(workspace=self.workspace)
+        if action_name := self.request.query_params.get("action"):
+            queryset = queryset.filter(Q(action=action_name) | Q(action__startswith=f"{action_name}."))
+        return queryset

@@ -1,0 +1,295 @@
+"""Writes for workspaces, memberships, invitations and API keys.
+
+Every function takes the tenant explicitly, runs in one transaction, writes an
+audit event for the change and raises ServiceError (changing nothing) when a
+rule refuses it.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email, validate_slug
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import slugify
+
+from common.errors import ServiceError
+
+from .audit import Actor, audit_record
+from .keys import new_api_key, new_invitation_token
+from .models import ApiKey, Invitation, Membership, Role, Scope, Workspace
+from .selectors import admins_count, invitation_by_token
+
+RESERVED_SLUGS = {"new", "admin", "api", "static", "accounts", "invitations"}
+
+
+# --- Workspaces -------------------------------------------------------------------
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("Give the workspace a name.", field="name")
+    if len(name) > 100:
+        raise ServiceError("The name can be at most 100 characters.", field="name")
+    return name
+
+
+def _unique_slug_from(name: str) -> str:
+    base = slugify(name)[:40] or "workspace"
+    slug, n = base, 1
+    while slug in RESERVED_SLUGS or Workspace.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def _validate_slug(slug: str) -> str:
+    slug = slug.strip().lower()
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise ServiceError(
+            "Use only lower-case letters, digits, hyphens and underscores in the slug.", field="slug"
+        ) from None
+    if len(slug) > 50:
+        raise ServiceError("The slug can be at most 50 characters.", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise ServiceError(f"The slug “{slug}” is reserved; choose another.", field="slug")
+    if Workspace.objects.filter(slug=slug).exists():
+        raise ServiceError(f"The slug “{slug}” is already taken; choose another.", field="slug")
+    return slug
+
+
+@transaction.atomic
+def workspace_create(*, user, name: str, slug: str = "", actor: Actor) -> Workspace:
+    """Create a workspace; its creator becomes its first admin."""
+    name = _clean_name(name)
+    slug = _validate_slug(slug) if slug else _unique_slug_from(name)
+    try:
+        with transaction.atomic():
+            workspace = Workspace.objects.create(name=name, slug=slug, created_by=user)
+    except IntegrityError:
+        raise ServiceError(f"The slug “{slug}” is already taken; choose another.", field="slug") from None
+    membership = Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
+    audit_record(workspace=workspace, actor=actor, action="workspace.created", target=workspace,
+                 data={"name": name, "slug": slug})
+    audit_record(workspace=workspace, actor=actor, action="member.added", target=membership,
+                 data={"email": user.email, "role": Role.ADMIN})
+    return workspace
+
+
+@transaction.atomic
+def workspace_rename(*, workspace: Workspace, name: str, actor: Actor) -> Workspace:
+    name = _clean_name(name)
+    old = workspace.name
+    if name == old:
+        return workspace
+    workspace.name = name
+    workspace.save(update_fields=["name"])
+    audit_record(workspace=workspace, actor=actor, action="workspace.renamed", target=workspace,
+                 data={"from": old, "to": name})
+    return workspace
+
+
+# --- Members --------------------------------------------------------------------------
+
+def _lock_workspace(workspace: Workspace) -> None:
+    """Serialise membership changes so two admins cannot both step down at once."""
+    Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+
+
+def _ensure_valid_role(role: str) -> str:
+    if role not in Role.values:
+        raise ServiceError(f"Choose a role: {', '.join(Role.values)}.", field="role")
+    return role
+
+
+@transaction.atomic
+def membership_change_role(*, workspace: Workspace, membership: Membership, role: str, actor: Actor) -> Membership:
+    _ensure_valid_role(role)
+    _lock_workspace(workspace)
+    membership.refresh_from_db()
+    if membership.workspace_id != workspace.id:
+        raise ServiceError("That person is not a member of this workspace.")
+    if membership.role == role:
+        return membership
+    if membership.role == Role.ADMIN and admins_count(workspace=workspace) <= 1:
+        raise ServiceError("The last admin cannot be demoted; make someone else admin first.", field="role",
+                           code="last_admin")
+    old = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(workspace=workspace, actor=actor, action="member.role_changed", target=membership,
+                 data={"email": membership.user.email, "from": old, "to": role})
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, workspace: Workspace, membership: Membership, actor: Actor, action: str = "member.removed") -> None:
+    _lock_workspace(workspace)
+    membership.refresh_from_db()
+    if membership.workspace_id != workspace.id:
+        raise ServiceError("That person is not a member of this workspace.")
+    if membership.role == Role.ADMIN and admins_count(workspace=workspace) <= 1:
+        raise ServiceError("The last admin cannot leave or be removed; make someone else admin first.",
+                           code="last_admin")
+    audit_record(workspace=workspace, actor=actor, action=action, target=membership,
+                 data={"email": membership.user.email, "role": membership.role})
+    membership.delete()
+
+
+def membership_leave(*, workspace: Workspace, user, actor: Actor) -> None:
+    membership = Membership.objects.filter(workspace=workspace, user=user).first()
+    if membership is None:
+        raise ServiceError("You are not a member of this workspace.")
+    membership_remove(workspace=workspace, membership=membership, actor=actor, action="member.left")
+
+
+# --- Invitations --------------------------------------------------------------------------
+
+def invitation_accept_url(token: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/invitations/{token}/"
+
+
+@transaction.atomic
+def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Actor) -> tuple[Invitation, str]:
+    """Invite someone by e-mail. Returns the invitation and its one-time token."""
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ServiceError("Enter a valid e-mail address.", field="email") from None
+    _ensure_valid_role(role)
+    if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
+        raise ServiceError(f"{email} is already a member of this workspace.", field="email")
+    pending = Invitation.objects.filter(
+        workspace=workspace, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+    if pending.exists():
+        raise ServiceError(f"{email} already has a pending invitation; revoke it to send a new one.", field="email")
+    raw, token_hash = new_invitation_token()
+    invitation = Invitation.objects.create(
+        workspace=workspace, email=email, role=role, token_hash=token_hash, invited_by=actor.user,
+        expires_at=timezone.now() + timedelta(days=settings.INVITATION_LIFETIME_DAYS),
+    )
+    audit_record(workspace=workspace, actor=actor, action="invitation.created", target=invitation,
+                 data={"email": email, "role": role})
+    url = invitation_accept_url(raw)
+    transaction.on_commit(lambda: _send_invitation_email(invitation, url, actor))
+    return invitation, raw
+
+
+def _send_invitation_email(invitation: Invitation, url: str, actor: Actor) -> None:
+    context = {"invitation": invitation, "url": url, "inviter": actor.label}
+    send_mail(
+        subject=f"[Tokenkeeper] You are invited to {invitation.workspace.name}",
+        message=render_to_string("workspaces/email/invitation.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@transaction.atomic
+def invitation_revoke(*, workspace: Workspace, invitation: Invitation, actor: Actor) -> Invitation:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk, workspace=workspace)
+    if invitation.status != "pending":
+        raise ServiceError(f"This invitation is already {invitation.status}.")
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    audit_record(workspace=workspace, actor=actor, action="invitation.revoked", target=invitation,
+                 data={"email": invitation.email})
+    return invitation
+
+
+def invitation_problem(invitation: Invitation | None, user=None) -> str | None:
+    """Why this invitation cannot be accepted (by this user), or None."""
+    if invitation is None:
+        return "This invitation link is not valid. Ask for a new invitation."
+    messages = {
+        "accepted": "This invitation has already been used.",
+        "revoked": "This invitation was withdrawn. Ask for a new invitation.",
+        "expired": "This invitation has expired. Ask for a new invitation.",
+    }
+    if invitation.status in messages:
+        return messages[invitation.status]
+    if user is not None and user.email.lower() != invitation.email.lower():
+        return (f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
+                "Sign in with the invited address to accept it.")
+    return None
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user, actor: Actor) -> Membership:
+    invitation = invitation_by_token(token=token)
+    if invitation is not None:
+        invitation = Invitation.objects.select_for_update().select_related("workspace").get(pk=invitation.pk)
+    problem = invitation_problem(invitation, user)
+    if problem:
+        raise ServiceError(problem, code="invitation_unusable")
+    workspace = invitation.workspace
+    membership, created = Membership.objects.get_or_create(
+        workspace=workspace, user=user, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(workspace=workspace, actor=actor, action="invitation.accepted", target=invitation,
+                 data={"email": invitation.email})
+    if created:
+        audit_record(workspace=workspace, actor=actor, action="member.added", target=membership,
+                     data={"email": user.email, "role": membership.role})
+    return membership
+
+
+def invitations_purge_expired(*, older_than_days: int = 30) -> int:
+    """Delete invitations that expired long ago (their audit trail stays)."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = Invitation.objects.filter(accepted_at__isnull=True, expires_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+@transaction.atomic
+def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], actor: Actor) -> tuple[ApiKey, str]:
+    """Create a key. Returns it with the raw secret, which is never retrievable again."""
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("Give the key a name that says what uses it.", field="name")
+    if len(name) > 100:
+        raise ServiceError("The name can be at most 100 characters.", field="name")
+    scopes = sorted(set(scopes or []))
+    unknown = [s for s in scopes if s not in Scope.values]
+    if not scopes or unknown:
+        raise ServiceError(f"Choose one or more scopes from: {', '.join(Scope.values)}.", field="scopes")
+    raw, prefix, key_hash = new_api_key()
+    key = ApiKey.objects.create(workspace=workspace, name=name, prefix=prefix, key_hash=key_hash,
+                                scopes=scopes, created_by=actor.user)
+    audit_record(workspace=workspace, actor=actor, action="api_key.created", target=key,
+                 data={"name": name, "scopes": scopes})
+    return key, raw
+
+
+@transaction.atomic
+def api_key_revoke(*, workspace: Workspace, api_key: ApiKey, actor: Actor) -> ApiKey:
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk, workspace=workspace)
+    if api_key.revoked_at:
+        raise ServiceError("This key is already revoked.")
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked_at"])
+    audit_record(workspace=workspace, actor=actor, action="api_key.revoked", target=api_key,
+                 data={"name": api_key.name})
+    return api_key
+
+
+def api_key_touch(api_key: ApiKey) -> None:
+    """Record last use, at most once a minute per key to keep reads cheap."""
+    now = timezone.now()
+    if api_key.last_used_at and now - api_key.last_used_at < timedelta(seconds=60):
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now
