@@ -25,9 +25,11 @@ def _error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 def exception_handler(exc, context):
     """Every API error answers ``{"error": {"code", "message", "fields"?}}``."""
+    invalid_code = "invalid"
     if isinstance(exc, ServiceError):
         if exc.status_code == 400:
-            exc = exceptions.ValidationError({exc.field or "non_field_errors": [exc.message]})
+            invalid_code = exc.code  # keep the rule's reason, e.g. "last_admin"
+            exc = exceptions.ValidationError(exc.errors or {"non_field_errors": [exc.message]})
         else:
             response = Response(_error_body(exc.code, exc.message), status=exc.status_code)
             return response
@@ -42,13 +44,19 @@ def exception_handler(exc, context):
         detail = exc.detail
         if isinstance(detail, dict):
             non_field = detail.pop("non_field_errors", None)
-            message = str(non_field[0]) if non_field else "Some fields are not valid."
+            if non_field:
+                message = str(non_field[0])
+            elif len(detail) == 1:
+                errors = next(iter(detail.values()))
+                message = str(errors[0] if isinstance(errors, list) and errors else errors)
+            else:
+                message = "Some fields are not valid."
             fields = {name: [str(e) for e in (errors if isinstance(errors, list) else [errors])]
                       for name, errors in detail.items()}
-            response.data = _error_body("invalid", message, fields)
+            response.data = _error_body(invalid_code, message, fields)
         else:
             errors = detail if isinstance(detail, list) else [detail]
-            response.data = _error_body("invalid", " ".join(str(e) for e in errors))
+            response.data = _error_body(invalid_code, " ".join(str(e) for e in errors))
     else:
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")

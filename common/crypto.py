@@ -67,6 +67,10 @@ def is_encrypted_with_primary_key(ciphertext: str) -> bool:
     return True
 
 
+class Ciphertext(str):
+    """Already-encrypted text: stored as is (used by key rotation)."""
+
+
 class Secret(str):
     """A decrypted secret whose repr and str-in-templates never show the value."""
 
@@ -87,6 +91,8 @@ class EncryptedTextField(models.TextField):
         return Secret(decrypt(value))
 
     def get_prep_value(self, value):
+        if isinstance(value, Ciphertext):
+            return str(value)
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value

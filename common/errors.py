@@ -2,16 +2,19 @@ class ServiceError(Exception):
     """A business rule refused the request; nothing was changed.
 
     ``field`` names the input at fault (or None for the request as a whole);
-    ``code`` is a stable machine-readable reason.
+    ``errors`` maps several fields to their messages at once; ``code`` is a
+    stable machine-readable reason.
     """
 
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid"):
+    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid",
+                 errors: dict[str, list[str]] | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
         self.code = code
+        self.errors = errors or ({field: [message]} if field else {})
 
 
 class ConflictError(ServiceError):

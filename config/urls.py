@@ -9,6 +9,7 @@ admin.site.site_title = "Tokenkeeper staff"
 
 api_v1 = [
     path("", include("workspaces.api_urls")),
+    path("", include("oauthclients.api_urls")),
 ]
 
 urlpatterns = [

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from . import selectors, services
 from .audit import Actor
-from .models import ApiKey, Membership
+from .models import ApiKey, AuditEvent, Invitation, Membership, Role
 from .serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
@@ -42,6 +42,8 @@ class WorkspaceListView(APIView):
     @extend_schema(responses=WorkspaceSerializer(many=True))
     def get(self, request):
         if isinstance(request.auth, ApiKey):
+            if not request.auth.has_scope("read"):
+                raise exceptions.PermissionDenied("This API key lacks the “read” scope.")
             workspaces, roles = [request.auth.workspace], {}
         else:
             memberships = Membership.objects.filter(user=request.user).select_related("workspace")
@@ -80,7 +82,7 @@ class WorkspaceDetailView(WorkspaceAPIMixin, APIView):
 
 
 class LeaveWorkspaceView(WorkspaceAPIMixin, APIView):
-    role_map = {"POST": "member"}
+    role_map = {**WorkspaceAPIMixin.role_map, "POST": Role.MEMBER}
     api_keys_allowed = False
 
     @extend_schema(request=None, responses={204: None})
@@ -92,6 +94,7 @@ class LeaveWorkspaceView(WorkspaceAPIMixin, APIView):
 class MemberViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                     viewsets.GenericViewSet):
     serializer_class = MemberSerializer
+    queryset = Membership.objects.none()
     filterset_fields = ["role"]
 
     def get_queryset(self):
@@ -113,6 +116,7 @@ class MemberViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, 
 class InvitationViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                         viewsets.GenericViewSet):
     serializer_class = InvitationSerializer
+    queryset = Invitation.objects.none()
     role_map = {**WorkspaceAPIMixin.role_map, "GET": "admin"}
 
     def get_queryset(self):
@@ -139,6 +143,7 @@ class InvitationViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMix
 class ApiKeyViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                     viewsets.GenericViewSet):
     serializer_class = ApiKeySerializer
+    queryset = ApiKey.objects.none()
     role_map = {**WorkspaceAPIMixin.role_map, "GET": "admin"}
 
     def get_queryset(self):
@@ -163,7 +168,8 @@ class ApiKeyViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, 
 
 class AuditEventViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = AuditEventSerializer
-    role_map = {"GET": "admin", "HEAD": "admin", "OPTIONS": "admin"}
+    queryset = AuditEvent.objects.none()
+    role_map = dict.fromkeys(WorkspaceAPIMixin.role_map, Role.ADMIN)
 
     def get_queryset(self):
         queryset = selectors.audit_events_list(workspace=self.workspace)

@@ -31,7 +31,3 @@ class ApiKeyForm(forms.Form):
         help_text="read: view objects; write: change OAuth clients and connections; tokens: fetch access tokens.",
     )
 
-
-def add_service_error(form: forms.Form, error) -> None:
-    """Show a ServiceError on the field it names, or above the form."""
-    form.add_error(error.field if error.field in form.fields else None, error.message)

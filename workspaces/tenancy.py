@@ -83,10 +83,11 @@ class WorkspaceAPIMixin:
     actor: Actor
 
     def required_scope(self, request) -> str:
-        return self.action_scopes.get(getattr(self, "action", None), self.scope_map[request.method])
+        # An unlisted method needs the strictest scope, so it ends in 403/405, never a crash.
+        return self.action_scopes.get(getattr(self, "action", None), self.scope_map.get(request.method, "write"))
 
     def required_role(self, request) -> str:
-        return self.action_roles.get(getattr(self, "action", None), self.role_map[request.method])
+        return self.action_roles.get(getattr(self, "action", None), self.role_map.get(request.method, Role.ADMIN))
 
     def resolve_workspace(self, request) -> None:
         slug = self.kwargs["workspace"]

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -21,4 +21,5 @@ urlpatterns = [
     path("w/<slug:workspace>/admin/api-keys/<uuid:key_id>/revoke/", views.ApiKeyRevokeView.as_view(),
          name="workspace-api-key-revoke"),
     path("w/<slug:workspace>/admin/audit/", views.AuditLogView.as_view(), name="workspace-audit"),
+    path("w/<slug:workspace>/admin/oauth-clients/", include("oauthclients.urls")),
 ]

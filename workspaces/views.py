@@ -8,10 +8,11 @@ from django.views import View
 from django.views.generic import FormView, TemplateView
 
 from common.errors import ServiceError
+from common.forms import add_service_error
 
 from . import selectors, services
 from .audit import Actor
-from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceCreateForm, WorkspaceRenameForm, add_service_error
+from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceCreateForm, WorkspaceRenameForm
 from .models import Role
 from .tenancy import WorkspaceViewMixin
 

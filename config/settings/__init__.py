@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "common",
     "accounts",
     "workspaces",
     "oauthclients",

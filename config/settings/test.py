@@ -1,12 +1,11 @@
 """Test settings: the real PostgreSQL and Redis when DATABASE_URL/REDIS_URL are
 set (CI), SQLite and an in-memory broker otherwise."""
 
-import os
-
-os.environ.setdefault("OAUTH_ALLOW_INSECURE_URLS", "true")
-
 from config.settings import *  # noqa: F403
 from config.settings import CELERY_BROKER_URL, REDIS_URL
+
+# Test peers (OAuth servers) listen on http://127.0.0.1:<port>.
+OAUTH_ALLOW_INSECURE_URLS = True
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

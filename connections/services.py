@@ -1,0 +1,84 @@
+"""Writes for connections: create, rename, disconnect, delete, and the event history.
+
+The authorization-code flow lives in ``connections.flow``; token refresh in
+``connections.refresh``.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from common.errors import ServiceError
+from workspaces.audit import Actor, audit_record
+
+from .models import Connection, ConnectionEvent, EventKind, Status
+
+
+def connection_event(connection: Connection, kind: str, detail: str = "", **data) -> ConnectionEvent:
+    return ConnectionEvent.objects.create(connection=connection, kind=kind, detail=detail[:2000], data=data)
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("Give the connection a name, e.g. “Acme BV administration”.", field="name")
+    if len(name) > 100:
+        raise ServiceError("The name can be at most 100 characters.", field="name")
+    return name
+
+
+@transaction.atomic
+def connection_create(*, workspace, oauth_client, name: str, owner, actor: Actor) -> Connection:
+    if oauth_client is None or oauth_client.workspace_id != workspace.id:
+        raise ServiceError("Choose an OAuth client of this workspace.", field="oauth_client")
+    connection = Connection.objects.create(workspace=workspace, oauth_client=oauth_client, name=_clean_name(name),
+                                           owner=owner)
+    connection_event(connection, EventKind.CREATED, f"Created by {actor.label}.")
+    audit_record(workspace=workspace, actor=actor, action="connection.created", target=connection,
+                 data={"name": connection.name, "oauth_client": oauth_client.name})
+    return connection
+
+
+@transaction.atomic
+def connection_rename(*, workspace, connection: Connection, name: str, actor: Actor) -> Connection:
+    name = _clean_name(name)
+    old = connection.name
+    if name != old:
+        Connection.objects.filter(pk=connection.pk, workspace=workspace).update(name=name, updated_at=timezone.now())
+        connection.name = name
+        audit_record(workspace=workspace, actor=actor, action="connection.renamed", target=connection,
+                     data={"from": old, "to": name})
+    return connection
+
+
+def _erase_tokens(connection: Connection) -> None:
+    connection.access_token = ""
+    connection.refresh_token = ""
+    connection.access_token_expires_at = None
+    connection.refresh_token_expires_at = None
+    connection.refresh_due_at = None
+    connection.lease_token = None
+    connection.lease_expires_at = None
+    connection.refresh_in_flight_since = None
+
+
+@transaction.atomic
+def connection_disconnect(*, workspace, connection: Connection, actor: Actor, reason: str = "") -> Connection:
+    """Erase the tokens and mark the connection revoked. Reconnecting brings it back."""
+    connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
+    if connection.status == Status.REVOKED:
+        return connection
+    _erase_tokens(connection)
+    connection.status = Status.REVOKED
+    connection.save()
+    connection_event(connection, EventKind.REVOKED, reason or f"Disconnected by {actor.label}.")
+    audit_record(workspace=workspace, actor=actor, action="connection.revoked", target=connection,
+                 data={"reason": reason} if reason else {})
+    return connection
+
+
+@transaction.atomic
+def connection_delete(*, workspace, connection: Connection, actor: Actor) -> None:
+    connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
+    audit_record(workspace=workspace, actor=actor, action="connection.deleted", target=connection,
+                 data={"name": connection.name, "status": connection.status})
+    connection.delete()

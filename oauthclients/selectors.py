@@ -1,0 +1,14 @@
+from django.db.models import Count, Q, QuerySet
+
+from .models import OAuthClient
+
+
+def oauth_clients_list(*, workspace) -> QuerySet[OAuthClient]:
+    """Clients with ``connections_count`` (connections not revoked)."""
+    return OAuthClient.objects.filter(workspace=workspace).annotate(
+        connections_count=Count("connections", filter=~Q(connections__status="revoked"))
+    )
+
+
+def oauth_client_get(*, workspace, client_id) -> OAuthClient | None:
+    return oauth_clients_list(workspace=workspace).filter(id=client_id).first()

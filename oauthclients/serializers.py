@@ -1,0 +1,72 @@
+from rest_framework import serializers
+
+from .models import OAuthClient
+from .providers import AUTH_METHODS, PROVIDER_CHOICES
+
+
+class OAuthClientSerializer(serializers.ModelSerializer):
+    """Secrets are write-only: responses never carry them."""
+
+    client_secret = serializers.CharField(write_only=True, required=True, allow_blank=True,
+                                          style={"input_type": "password"})
+    webhook_secret = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                           style={"input_type": "password"})
+    provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
+    redirect_uri = serializers.CharField(read_only=True)
+    connections_count = serializers.IntegerField(read_only=True, default=0)
+    has_webhook_secret = serializers.SerializerMethodField()
+    # Lifetimes and URLs are validated by the service, with messages people understand.
+    authorization_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    token_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    api_base_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    identity_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    access_token_expires_in = serializers.JSONField(required=False, help_text="Milliseconds, > 0.")
+    refresh_token_expires_in = serializers.JSONField(required=False, help_text="Milliseconds, 0 = never.")
+    token_endpoint_auth_method = serializers.ChoiceField(choices=AUTH_METHODS, required=False)
+    use_pkce = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    class Meta:
+        model = OAuthClient
+        fields = [
+            "id", "provider", "site", "name", "client_id", "client_secret", "webhook_secret", "has_webhook_secret",
+            "authorization_url", "token_url", "scopes", "access_token_expires_in", "refresh_token_expires_in",
+            "token_endpoint_auth_method", "use_pkce", "api_base_url", "identity_url", "redirect_uri",
+            "connections_count", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "redirect_uri", "connections_count", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"validators": []}, "site": {"required": False}, "scopes": {"required": False},
+                        "client_id": {"allow_blank": True, "required": False}}
+
+    def get_has_webhook_secret(self, client) -> bool:
+        return bool(client.webhook_secret)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["access_token_expires_in"] = instance.access_token_expires_in
+        data["refresh_token_expires_in"] = instance.refresh_token_expires_in
+        return data
+
+
+class OAuthClientUpdateSerializer(OAuthClientSerializer):
+    client_secret = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                          style={"input_type": "password"},
+                                          help_text="A new value replaces the stored secret.")
+    provider = serializers.ChoiceField(choices=PROVIDER_CHOICES, read_only=True)
+
+
+class ProviderSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    authorization_url = serializers.CharField()
+    token_url = serializers.CharField()
+    scopes = serializers.CharField()
+    token_endpoint_auth_method = serializers.CharField()
+    use_pkce = serializers.BooleanField()
+    api_base_url = serializers.CharField()
+    identity_url = serializers.CharField()
+    access_token_expires_in = serializers.IntegerField()
+    refresh_token_expires_in = serializers.IntegerField()
+    rotates_refresh_token = serializers.BooleanField()
+    refresh_window_seconds = serializers.IntegerField(allow_null=True)
+    docs_url = serializers.CharField()
+    sites = serializers.DictField()

@@ -1,0 +1,215 @@
+"""Writes for OAuth clients. Validation lives here so the API and the browser share it."""
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from common.errors import ServiceError
+from common.netguard import UnsafeURLError, check_url
+from workspaces.audit import Actor, audit_record
+
+from .models import OAuthClient
+from .providers import AUTH_METHODS, PROVIDERS, get_provider
+from .providers.exact_online import SITES, site_urls
+
+URL_FIELDS = ("authorization_url", "token_url", "api_base_url", "identity_url")
+EDITABLE_FIELDS = (
+    "name", "client_id", "authorization_url", "token_url", "scopes", "access_token_expires_in",
+    "refresh_token_expires_in", "token_endpoint_auth_method", "use_pkce", "api_base_url", "identity_url", "site",
+)
+LIFETIME_MESSAGES = {
+    "access_token_expires_in": "Enter the access-token lifetime in milliseconds as a whole number above 0, e.g. 3599999.",
+    "refresh_token_expires_in": "Enter the refresh-token lifetime in milliseconds as a whole number, 0 for never, "
+                                "e.g. 7775999999.",
+}
+
+
+def _lifetime(value: Any, field: str, minimum: int) -> int:
+    try:
+        number = int(str(value).strip())
+        if str(number) != str(value).strip().lstrip("+"):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ServiceError(LIFETIME_MESSAGES[field], field=field) from None
+    if number < minimum:
+        raise ServiceError(LIFETIME_MESSAGES[field], field=field)
+    return number
+
+
+def _apply_provider_defaults(data: dict) -> dict:
+    """Fill what the admin left empty from the provider preset (Exact: from the site)."""
+    provider = get_provider(data["provider"])
+    if provider.key == "exact_online":
+        site = data.get("site") or "nl"
+        if site not in SITES:
+            raise ServiceError(f"Choose an Exact Online site: {', '.join(SITES)}.", field="site")
+        data["site"] = site
+        for key, url in site_urls(site).items():
+            data[key] = data.get(key) or url
+        data["token_endpoint_auth_method"] = provider.token_endpoint_auth_method
+        data["use_pkce"] = False
+    else:
+        data["site"] = ""
+    for key, default in (("authorization_url", provider.authorization_url), ("token_url", provider.token_url),
+                         ("scopes", provider.scopes), ("api_base_url", provider.api_base_url),
+                         ("identity_url", provider.identity_url),
+                         ("token_endpoint_auth_method", provider.token_endpoint_auth_method)):
+        if data.get(key) in (None, ""):
+            data[key] = default
+    if data.get("use_pkce") is None:
+        data["use_pkce"] = provider.use_pkce
+    if data.get("access_token_expires_in") in (None, ""):
+        data["access_token_expires_in"] = provider.access_token_expires_in_ms
+    if data.get("refresh_token_expires_in") in (None, ""):
+        data["refresh_token_expires_in"] = provider.refresh_token_expires_in_ms
+    return data
+
+
+def _validate(data: dict, *, workspace, instance: OAuthClient | None) -> dict:
+    """Check every field, collecting all problems at once; return cleaned values."""
+    errors: dict[str, list[str]] = {}
+
+    def fail(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    name = (data.get("name") or "").strip()
+    if not name:
+        fail("name", "Give the client a name, e.g. “Exact Online NL”.")
+    elif len(name) > 100:
+        fail("name", "The name can be at most 100 characters.")
+    elif workspace.oauth_clients.filter(name__iexact=name).exclude(pk=getattr(instance, "pk", None)).exists():
+        fail("name", f"A client named “{name}” already exists in this workspace.")
+    data["name"] = name
+    data["client_id"] = (data.get("client_id") or "").strip()
+    if not data["client_id"]:
+        fail("client_id", "Enter the Client ID from the provider's app registration.")
+    for field in URL_FIELDS:
+        value = (data.get(field) or "").strip()
+        data[field] = value
+        if not value and field in ("api_base_url", "identity_url"):
+            continue
+        try:
+            check_url(value)
+        except UnsafeURLError as exc:
+            fail(field, str(exc))
+    for field, minimum in (("access_token_expires_in", 1), ("refresh_token_expires_in", 0)):
+        try:
+            data[field] = _lifetime(data.get(field), field, minimum)
+        except ServiceError as exc:
+            fail(field, exc.message)
+    if data.get("token_endpoint_auth_method") not in dict(AUTH_METHODS):
+        fail("token_endpoint_auth_method", "Choose client_secret_basic or client_secret_post.")
+    data["scopes"] = " ".join((data.get("scopes") or "").replace(",", " ").split())
+    data["use_pkce"] = bool(data.get("use_pkce"))
+    if errors:
+        first = next(iter(errors.values()))[0]
+        raise ServiceError(first if len(errors) == 1 else "Some fields are not valid.", errors=errors)
+    return data
+
+
+def _require_secret(value: str | None, field: str = "client_secret") -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ServiceError("Enter the Client Secret from the provider's app registration.", field=field)
+    return value
+
+
+@transaction.atomic
+def oauth_client_create(*, workspace, actor: Actor, provider: str, client_secret: str, webhook_secret: str = "",
+                        **fields) -> OAuthClient:
+    if provider not in PROVIDERS:
+        raise ServiceError(f"Choose a type: {', '.join(PROVIDERS)}.", field="provider")
+    try:
+        secret = _require_secret(client_secret)
+    except ServiceError as exc:
+        secret, secret_error = "", exc
+    else:
+        secret_error = None
+    data = {key: fields.get(key) for key in EDITABLE_FIELDS}
+    data["provider"] = provider
+    try:
+        data = _validate(_apply_provider_defaults(data), workspace=workspace, instance=None)
+    except ServiceError as exc:
+        if secret_error:
+            exc.errors.setdefault("client_secret", [secret_error.message])
+        raise
+    if secret_error:
+        raise secret_error
+    try:
+        with transaction.atomic():
+            client = OAuthClient.objects.create(
+                workspace=workspace, created_by=actor.user, client_secret=secret,
+                webhook_secret=(webhook_secret or "").strip(), **data,
+            )
+    except IntegrityError:
+        raise ServiceError(f"A client named “{data['name']}” already exists in this workspace.", field="name") from None
+    audit_record(workspace=workspace, actor=actor, action="oauth_client.created", target=client,
+                 data={"provider": provider, "name": client.name, "client_id": client.client_id})
+    return client
+
+
+@transaction.atomic
+def oauth_client_update(*, workspace, client: OAuthClient, actor: Actor, client_secret: str | None = None,
+                        webhook_secret: str | None = None, **fields) -> OAuthClient:
+    """Change settings; a non-empty ``client_secret``/``webhook_secret`` replaces the stored one."""
+    client = OAuthClient.objects.select_for_update().get(pk=client.pk, workspace=workspace)
+    current = {key: getattr(client, key) for key in EDITABLE_FIELDS}
+    data = {**current, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS}}
+    data["provider"] = client.provider
+    data = _validate(_apply_provider_defaults(data), workspace=workspace, instance=client)
+    data.pop("provider")
+    changed = sorted(key for key, value in data.items() if value != current[key])
+    for key in changed:
+        setattr(client, key, data[key])
+    if changed:
+        client.save()
+        audit_record(workspace=workspace, actor=actor, action="oauth_client.updated", target=client,
+                     data={"fields": changed})
+    if client_secret:
+        oauth_client_replace_secret(workspace=workspace, client=client, actor=actor, client_secret=client_secret)
+    if webhook_secret is not None and webhook_secret.strip():
+        oauth_client_replace_secret(workspace=workspace, client=client, actor=actor, webhook_secret=webhook_secret)
+    return client
+
+
+@transaction.atomic
+def oauth_client_replace_secret(*, workspace, client: OAuthClient, actor: Actor, client_secret: str | None = None,
+                                webhook_secret: str | None = None) -> OAuthClient:
+    client = OAuthClient.objects.select_for_update().get(pk=client.pk, workspace=workspace)
+    replaced = []
+    if client_secret is not None:
+        client.client_secret = _require_secret(client_secret)
+        replaced.append("client_secret")
+    if webhook_secret is not None:
+        client.webhook_secret = webhook_secret.strip()
+        replaced.append("webhook_secret")
+    if not replaced:
+        raise ServiceError("Enter the new secret.", field="client_secret")
+    client.save(update_fields=[*replaced, "updated_at"])
+    audit_record(workspace=workspace, actor=actor, action="oauth_client.secret_replaced", target=client,
+                 data={"secrets": replaced})
+    return client
+
+
+@transaction.atomic
+def oauth_client_delete(*, workspace, client: OAuthClient, actor: Actor, revoke_connections: bool = False) -> int:
+    """Delete a client. Refused while connections use it, unless ``revoke_connections``.
+
+    Returns how many connections were revoked.
+    """
+    from connections.services import connection_disconnect
+
+    client = OAuthClient.objects.select_for_update().get(pk=client.pk, workspace=workspace)
+    live = list(client.connections.exclude(status="revoked"))
+    if live and not revoke_connections:
+        raise ServiceError(
+            f"{len(live)} connection(s) use this client. Confirm that they will be revoked to delete it.",
+            code="client_in_use",
+        )
+    for connection in live:
+        connection_disconnect(workspace=workspace, connection=connection, actor=actor,
+                              reason=f"OAuth client “{client.name}” was deleted.")
+    audit_record(workspace=workspace, actor=actor, action="oauth_client.deleted", target=client,
+                 data={"name": client.name, "provider": client.provider, "revoked_connections": len(live)})
+    client.delete()
+    return len(live)
