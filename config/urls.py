@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common import health
+from connections.urls import oauth_urlpatterns
 
 admin.site.site_header = "Tokenkeeper staff"
 admin.site.site_title = "Tokenkeeper staff"
@@ -10,6 +11,7 @@ admin.site.site_title = "Tokenkeeper staff"
 api_v1 = [
     path("", include("workspaces.api_urls")),
     path("", include("oauthclients.api_urls")),
+    path("", include("connections.api_urls")),
 ]
 
 urlpatterns = [
@@ -20,5 +22,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *oauth_urlpatterns,
     path("", include("workspaces.urls")),
 ]

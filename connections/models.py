@@ -119,6 +119,9 @@ class AuthorizationState(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"Authorization of {self.connection_id} started {self.created_at:%Y-%m-%d %H:%M:%S}"
+
 
 class ConnectLink(models.Model):
     """A single-use, short-lived Tokenkeeper URL that starts a flow in any browser (API-started flows)."""
@@ -130,3 +133,6 @@ class ConnectLink(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Connect link for {self.connection_id}"

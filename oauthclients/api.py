@@ -1,8 +1,9 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from workspaces.models import ApiKey
 from workspaces.tenancy import IsUserOrApiKey, WorkspaceAPIMixin
 
 from . import selectors, services
@@ -18,6 +19,8 @@ class ProviderListView(APIView):
 
     @extend_schema(responses=ProviderSerializer(many=True))
     def get(self, request):
+        if isinstance(request.auth, ApiKey) and not request.auth.has_scope("read"):
+            raise exceptions.PermissionDenied("This API key lacks the “read” scope.")
         return Response([p.as_defaults() for p in PROVIDERS.values()])
 
 

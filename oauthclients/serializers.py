@@ -44,6 +44,9 @@ class OAuthClientSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         data["access_token_expires_in"] = instance.access_token_expires_in
         data["refresh_token_expires_in"] = instance.refresh_token_expires_in
+        # What the client really uses (Exact Online derives both from the token URL's origin).
+        data["api_base_url"] = instance.api_base
+        data["identity_url"] = instance.provider_spec.resolved_identity_url(instance)
         return data
 
 

@@ -22,6 +22,7 @@ LIFETIME_MESSAGES = {
     "refresh_token_expires_in": "Enter the refresh-token lifetime in milliseconds as a whole number, 0 for never, "
                                 "e.g. 7775999999.",
 }
+MAX_LIFETIME_MS = 2**63 - 1  # what the BigIntegerField column holds
 
 
 def _lifetime(value: Any, field: str, minimum: int) -> int:
@@ -33,6 +34,8 @@ def _lifetime(value: Any, field: str, minimum: int) -> int:
         raise ServiceError(LIFETIME_MESSAGES[field], field=field) from None
     if number < minimum:
         raise ServiceError(LIFETIME_MESSAGES[field], field=field)
+    if number > MAX_LIFETIME_MS:
+        raise ServiceError(f"This lifetime is too large; enter at most {MAX_LIFETIME_MS} milliseconds.", field=field)
     return number
 
 
@@ -156,6 +159,11 @@ def oauth_client_update(*, workspace, client: OAuthClient, actor: Actor, client_
     current = {key: getattr(client, key) for key in EDITABLE_FIELDS}
     data = {**current, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS}}
     data["provider"] = client.provider
+    if client.provider == "exact_online" and data.get("site") != client.site:
+        # A new site brings its own URLs, unless the caller gave others (or had changed them before).
+        for key, url in site_urls(client.site or "nl").items():
+            if not fields.get(key) and data[key] == url:
+                data[key] = None
     data = _validate(_apply_provider_defaults(data), workspace=workspace, instance=client)
     data.pop("provider")
     changed = sorted(key for key, value in data.items() if value != current[key])

@@ -70,6 +70,7 @@ class WorkspaceAPIMixin:
     """
 
     permission_classes = [WorkspacePermission]
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
     scope_map = {"GET": "read", "HEAD": "read", "OPTIONS": "read",
                  "POST": "write", "PUT": "write", "PATCH": "write", "DELETE": "write"}
     role_map = {"GET": Role.MEMBER, "HEAD": Role.MEMBER, "OPTIONS": Role.MEMBER,

@@ -22,4 +22,5 @@ urlpatterns = [
          name="workspace-api-key-revoke"),
     path("w/<slug:workspace>/admin/audit/", views.AuditLogView.as_view(), name="workspace-audit"),
     path("w/<slug:workspace>/admin/oauth-clients/", include("oauthclients.urls")),
+    path("w/<slug:workspace>/connections/", include("connections.urls")),
 ]

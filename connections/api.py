@@ -1,0 +1,77 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from common.errors import ServiceError
+from oauthclients.selectors import oauth_client_get
+from workspaces.tenancy import WorkspaceAPIMixin
+
+from . import flow, selectors, services
+from .filters import ConnectionFilter
+from .models import Connection
+from .serializers import (
+    ConnectionCreateSerializer,
+    ConnectionEventSerializer,
+    ConnectionSerializer,
+    ConnectionUpdateSerializer,
+    ConnectUrlSerializer,
+)
+
+
+class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        viewsets.GenericViewSet):
+    """Connections. Members create them and manage their own; admins and API keys see all."""
+
+    serializer_class = ConnectionSerializer
+    queryset = Connection.objects.none()
+    filterset_class = ConnectionFilter
+    role_map = dict.fromkeys(("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"), "member")
+
+    def get_queryset(self):
+        return selectors.connections_visible(workspace=self.workspace, membership=self.membership).order_by("name")
+
+    @extend_schema(request=ConnectionCreateSerializer, responses={201: ConnectionSerializer})
+    def create(self, request, workspace):
+        data = ConnectionCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        client = oauth_client_get(workspace=self.workspace, client_id=data.validated_data["oauth_client"])
+        if client is None:
+            raise ServiceError("No OAuth client with that id in this workspace.", field="oauth_client")
+        owner = request.user if request.user.is_authenticated else None
+        connection = services.connection_create(workspace=self.workspace, oauth_client=client, owner=owner,
+                                                actor=self.actor, name=data.validated_data["name"])
+        return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ConnectionUpdateSerializer, responses=ConnectionSerializer)
+    def partial_update(self, request, workspace, pk):
+        data = ConnectionUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        connection = services.connection_rename(workspace=self.workspace, connection=self.get_object(),
+                                                actor=self.actor, name=data.validated_data["name"])
+        return Response(ConnectionSerializer(connection).data)
+
+    def destroy(self, request, workspace, pk):
+        services.connection_delete(workspace=self.workspace, connection=self.get_object(), actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=ConnectUrlSerializer)
+    @action(detail=True, methods=["post"], url_path="authorize")
+    def authorize(self, request, workspace, pk):
+        """A single-use Tokenkeeper URL that an end user opens in a browser to (re)authorize."""
+        link, url = flow.connect_link_create(workspace=self.workspace, connection=self.get_object(), actor=self.actor)
+        return Response({"connect_url": url, "expires_at": link.expires_at})
+
+    @extend_schema(request=None, responses=ConnectionSerializer)
+    @action(detail=True, methods=["post"], url_path="disconnect")
+    def disconnect(self, request, workspace, pk):
+        connection = services.connection_disconnect(workspace=self.workspace, connection=self.get_object(),
+                                                    actor=self.actor)
+        return Response(ConnectionSerializer(connection).data)
+
+    @extend_schema(responses=ConnectionEventSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="events")
+    def events(self, request, workspace, pk):
+        connection = self.get_object()
+        page = self.paginate_queryset(connection.events.order_by("-created_at"))
+        return self.get_paginated_response(ConnectionEventSerializer(page, many=True).data)

@@ -1,0 +1,40 @@
+"""E-mails to the people who can fix a connection: its owner and the workspace admins."""
+
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from workspaces.models import Membership, Role
+
+from .models import Connection
+
+
+def recipients(connection: Connection) -> list[str]:
+    emails = set(
+        Membership.objects.filter(workspace_id=connection.workspace_id, role=Role.ADMIN)
+        .values_list("user__email", flat=True)
+    )
+    if connection.owner_id and connection.owner and connection.owner.is_active:
+        emails.add(connection.owner.email)
+    return sorted(emails)
+
+
+def _send(connection: Connection, template: str, subject: str) -> None:
+    from django.conf import settings
+
+    context = {"connection": connection, "url": f"{settings.PUBLIC_BASE_URL}/w/{connection.workspace.slug}"
+                                                 f"/connections/{connection.id}/"}
+    body = render_to_string(template, context)
+    for email in recipients(connection):
+        send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
+
+
+def notify_needs_reauth(connection: Connection) -> None:
+    """Once per incident: call only on the transition into needs_reauth."""
+    transaction.on_commit(lambda: _send(connection, "connections/email/needs_reauth.txt",
+                                        f"[Tokenkeeper] Connection “{connection.name}” needs re-authorization"))
+
+
+def notify_recovered(connection: Connection) -> None:
+    transaction.on_commit(lambda: _send(connection, "connections/email/recovered.txt",
+                                        f"[Tokenkeeper] Connection “{connection.name}” works again"))

@@ -1,0 +1,53 @@
+from rest_framework import serializers
+
+from .models import Connection, ConnectionEvent
+
+
+class AccountSerializer(serializers.Serializer):
+    id = serializers.CharField(source="account_id")
+    name = serializers.CharField(source="account_name")
+    email = serializers.CharField(source="account_email")
+    details = serializers.JSONField(source="account_details")
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    """A connection as the API shows it: never its tokens."""
+
+    oauth_client = serializers.UUIDField(source="oauth_client_id", read_only=True)
+    oauth_client_name = serializers.CharField(source="oauth_client.name", read_only=True)
+    provider = serializers.CharField(source="oauth_client.provider", read_only=True)
+    owner = serializers.EmailField(source="owner.email", read_only=True, default=None)
+    account = AccountSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = Connection
+        fields = [
+            "id", "name", "oauth_client", "oauth_client_name", "provider", "status", "owner", "account",
+            "token_type", "granted_scopes", "access_token_expires_at", "refresh_token_expires_at", "refresh_due_at",
+            "last_refreshed_at", "refresh_failures", "last_error", "last_error_at", "connected_at", "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ConnectionCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    oauth_client = serializers.UUIDField(help_text="The id of an OAuth client of this workspace.")
+
+
+class ConnectionUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class ConnectUrlSerializer(serializers.Serializer):
+    connect_url = serializers.CharField(help_text="Open in a browser; single use, valid 15 minutes.")
+    expires_at = serializers.DateTimeField()
+
+
+class ConnectionEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConnectionEvent
+        fields = ["id", "kind", "detail", "data", "created_at"]
+        read_only_fields = fields
+
+

@@ -1,0 +1,142 @@
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views import View
+from django.views.generic import FormView, TemplateView
+
+from common.errors import ServiceError
+from common.forms import add_service_error
+from workspaces.selectors import membership_for
+from workspaces.tenancy import WorkspaceViewMixin
+
+from . import flow, selectors, services
+from .forms import ConnectionForm, RenameForm
+
+
+class ConnectionMixin(WorkspaceViewMixin):
+    def get_connection(self):
+        connection = selectors.connection_get(workspace=self.workspace, membership=self.membership,
+                                              connection_id=self.kwargs["connection_id"])
+        if connection is None:
+            raise Http404("No such connection.")
+        return connection
+
+    def back_to(self, connection):
+        return redirect("connection-detail", workspace=self.workspace.slug, connection_id=connection.id)
+
+
+class ConnectionListView(ConnectionMixin, TemplateView):
+    template_name = "connections/list.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["connections"] = selectors.connections_visible(workspace=self.workspace, membership=self.membership)
+        return context
+
+
+class ConnectionCreateView(ConnectionMixin, FormView):
+    template_name = "connections/create.html"
+
+    def get_form(self, form_class=None):
+        return ConnectionForm(**self.get_form_kwargs(), workspace=self.workspace)
+
+    def get_initial(self):
+        return {"oauth_client": self.request.GET.get("client")}
+
+    def form_valid(self, form):
+        try:
+            connection = services.connection_create(workspace=self.workspace, owner=self.request.user,
+                                                    actor=self.actor, **form.cleaned_data)
+        except ServiceError as error:
+            add_service_error(form, error)
+            return self.form_invalid(form)
+        messages.success(self.request, f"Connection “{connection.name}” created. Click Connect to authorize it "
+                                       "at the provider.")
+        return self.back_to(connection)
+
+
+class ConnectionDetailView(ConnectionMixin, TemplateView):
+    template_name = "connections/detail.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        connection = self.get_connection()
+        context.update(connection=connection, events=selectors.connection_events(connection=connection),
+                       rename_form=RenameForm(initial={"name": connection.name}))
+        return context
+
+
+class ConnectView(ConnectionMixin, View):
+    """Connect or Reconnect: off to the provider's consent page."""
+
+    def post(self, request, workspace, connection_id):
+        connection = self.get_connection()
+        return redirect(flow.flow_start(connection=connection, session=request.session, started_by=request.user))
+
+
+class DisconnectView(ConnectionMixin, View):
+    def post(self, request, workspace, connection_id):
+        connection = services.connection_disconnect(workspace=self.workspace, connection=self.get_connection(),
+                                                    actor=self.actor)
+        messages.success(request, f"“{connection.name}” disconnected: its tokens were deleted.")
+        return self.back_to(connection)
+
+
+class RenameView(ConnectionMixin, View):
+    def post(self, request, workspace, connection_id):
+        connection = self.get_connection()
+        form = RenameForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise ServiceError("Enter a name of at most 100 characters.", field="name")
+            services.connection_rename(workspace=self.workspace, connection=connection, actor=self.actor,
+                                       name=form.cleaned_data["name"])
+            messages.success(request, "Connection renamed.")
+        except ServiceError as error:
+            messages.error(request, error.message)
+        return self.back_to(connection)
+
+
+class DeleteView(ConnectionMixin, View):
+    def post(self, request, workspace, connection_id):
+        connection = self.get_connection()
+        services.connection_delete(workspace=self.workspace, connection=connection, actor=self.actor)
+        messages.success(request, f"Connection “{connection.name}” deleted.")
+        return redirect("connection-list", workspace=self.workspace.slug)
+
+
+def _can_view(request, connection) -> bool:
+    membership = membership_for(user=request.user, workspace_slug=connection.workspace.slug)
+    if membership is None:
+        return False
+    return membership.is_admin or connection.owner_id == request.user.id
+
+
+def _result(request, connection, *, ok: bool, message: str):
+    if connection is not None and request.user.is_authenticated and _can_view(request, connection):
+        (messages.success if ok else messages.error)(request, message)
+        return redirect("connection-detail", workspace=connection.workspace.slug, connection_id=connection.id)
+    return render(request, "connections/flow_result.html",
+                  {"ok": ok, "message": message, "connection": connection}, status=200 if ok else 400)
+
+
+def oauth_callback(request):
+    """``{PUBLIC_BASE_URL}/oauth2/callback``: the redirect URI of every OAuth client."""
+    try:
+        result = flow.flow_complete(session=request.session, params=request.GET)
+    except flow.FlowError as error:
+        return _result(request, error.connection, ok=False, message=error.message)
+    connection = result.connection
+    account = connection.account_name or connection.account_email
+    verb = "reconnected" if result.reconnected else "connected"
+    message = f"“{connection.name}” is {verb}{f' as {account}' if account else ''} and ready to use."
+    return _result(request, connection, ok=True, message=message)
+
+
+def connect_link(request, token):
+    """An API-started flow: bind it to this browser and go to the provider."""
+    try:
+        url = flow.connect_link_redeem(token=token, session=request.session)
+    except flow.FlowError as error:
+        return render(request, "connections/flow_result.html", {"ok": False, "message": error.message}, status=400)
+    return redirect(url)
