@@ -5,6 +5,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common.errors import ServiceError
@@ -32,6 +33,8 @@ def exception_handler(exc, context):
             exc = exceptions.ValidationError(exc.errors or {"non_field_errors": [exc.message]})
         else:
             response = Response(_error_body(exc.code, exc.message), status=exc.status_code)
+            if getattr(exc, "retry_after", None):
+                response["Retry-After"] = str(max(int(exc.retry_after), 1))
             return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -66,3 +69,11 @@ def exception_handler(exc, context):
 
 def error_response(code: str, message: str, status_code: int) -> Response:
     return Response(_error_body(code, message), status=status_code)
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """Routes that answer with or without a trailing slash (``…/token`` and ``…/token/``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"

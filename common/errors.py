@@ -22,3 +22,13 @@ class ConflictError(ServiceError):
 
     def __init__(self, message: str, *, code: str = "conflict"):
         super().__init__(message, code=code)
+
+
+class UnavailableError(ServiceError):
+    """The request is fine but cannot be served right now; try again later."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, code: str = "unavailable", retry_after: float | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after

@@ -1,3 +1,4 @@
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -7,15 +8,18 @@ from common.errors import ServiceError
 from oauthclients.selectors import oauth_client_get
 from workspaces.tenancy import WorkspaceAPIMixin
 
-from . import flow, selectors, services
+from . import flow, refresh, selectors, services
+from .access import connection_access_token
 from .filters import ConnectionFilter
 from .models import Connection
 from .serializers import (
+    AccessTokenSerializer,
     ConnectionCreateSerializer,
     ConnectionEventSerializer,
     ConnectionSerializer,
     ConnectionUpdateSerializer,
     ConnectUrlSerializer,
+    RefreshScheduledSerializer,
 )
 
 
@@ -27,6 +31,8 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
     queryset = Connection.objects.none()
     filterset_class = ConnectionFilter
     role_map = dict.fromkeys(("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"), "member")
+    action_scopes = {"token": "tokens"}
+    action_roles = {"refresh": "admin"}
 
     def get_queryset(self):
         return selectors.connections_visible(workspace=self.workspace, membership=self.membership).order_by("name")
@@ -75,3 +81,28 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         connection = self.get_object()
         page = self.paginate_queryset(connection.events.order_by("-created_at"))
         return self.get_paginated_response(ConnectionEventSerializer(page, many=True).data)
+
+    @extend_schema(responses=AccessTokenSerializer)
+    @action(detail=True, methods=["get"], url_path="token")
+    def token(self, request, workspace, pk):
+        """A valid access token now: from the database, or refreshed on demand when due.
+
+        Needs the ``tokens`` scope (or a member's session). 409 when the
+        connection needs re-authorization, is revoked or not yet authorized.
+        """
+        token = connection_access_token(connection=self.get_object())
+        return Response(token.as_dict(timezone.now()), headers={"Cache-Control": "no-store"})
+
+    @extend_schema(request=None, responses={200: ConnectionSerializer, 202: RefreshScheduledSerializer})
+    @action(detail=True, methods=["post"], url_path="refresh")
+    def refresh(self, request, workspace, pk):
+        """Force a refresh now (admins). Respects the provider's window: answers when it will happen."""
+        connection = self.get_object()
+        outcome = refresh.connection_refresh_now(workspace=self.workspace, connection=connection, actor=self.actor)
+        if outcome.result == "scheduled":
+            return Response({"status": "scheduled", "refresh_at": outcome.retry_at, "detail": outcome.message},
+                            status=status.HTTP_202_ACCEPTED)
+        body = ConnectionSerializer(outcome.connection).data
+        body["refresh_result"] = outcome.result
+        body["refresh_detail"] = outcome.message
+        return Response(body)

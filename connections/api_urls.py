@@ -1,9 +1,10 @@
 from django.urls import include, path
-from rest_framework.routers import SimpleRouter
+
+from common.api import OptionalSlashRouter
 
 from . import api
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("connections", api.ConnectionViewSet, basename="connection")
 
 urlpatterns = [

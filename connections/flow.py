@@ -158,7 +158,7 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
     connection.last_error_at = None
     connection.lease_token = None
     connection.lease_expires_at = None
-    connection.refresh_in_flight_since = None
+    connection.interrupted_at = None
     connection.save()
     kind = EventKind.RECONNECTED if reconnected else EventKind.AUTHORIZED
     account = identity.name or identity.email if identity else ""

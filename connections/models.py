@@ -44,7 +44,9 @@ class Connection(models.Model):
     refresh_due_at = models.DateTimeField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    refresh_in_flight_since = models.DateTimeField(null=True, blank=True)
+    interrupted_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set when a claim ran out before its refresh finished (worker stopped mid-refresh).")
     refresh_failures = models.PositiveIntegerField(default=0)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

@@ -51,3 +51,16 @@ class ConnectionEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+
+
+class AccessTokenSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    expires_in = serializers.IntegerField(help_text="Seconds until the token expires.")
+
+
+class RefreshScheduledSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    refresh_at = serializers.DateTimeField()
+    detail = serializers.CharField()

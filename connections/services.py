@@ -58,7 +58,7 @@ def _erase_tokens(connection: Connection) -> None:
     connection.refresh_due_at = None
     connection.lease_token = None
     connection.lease_expires_at = None
-    connection.refresh_in_flight_since = None
+    connection.interrupted_at = None
 
 
 @transaction.atomic

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from common.admin import ReadOnlyAdmin
 
@@ -13,6 +14,7 @@ class OAuthClientAdmin(ReadOnlyAdmin):
     exclude = ["client_secret", "webhook_secret"]
     readonly_fields = ["secrets_status"]
     list_select_related = ["workspace"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6.0's default, without the warning
 
     @admin.display(description="Secrets")
     def secrets_status(self, obj) -> str:

@@ -1,9 +1,10 @@
 from django.urls import include, path
-from rest_framework.routers import SimpleRouter
+
+from common.api import OptionalSlashRouter
 
 from . import api
 
-router = SimpleRouter()
+router = OptionalSlashRouter()
 router.register("oauth-clients", api.OAuthClientViewSet, basename="oauth-client")
 
 urlpatterns = [

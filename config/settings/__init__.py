@@ -223,7 +223,18 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Refresh engine: how often beat sweeps for due refreshes, and how long a claim
+# (lease) lasts. The lease must outlive the refresh task's hard time limit.
+REFRESH_SWEEP_SECONDS = float(env_str("REFRESH_SWEEP_SECONDS", "2"))
+REFRESH_LEASE_SECONDS = env_int("REFRESH_LEASE_SECONDS", 180)
+REFRESH_TASK_TIME_LIMIT = env_int("REFRESH_TASK_TIME_LIMIT", 150)
+REFRESH_RETRY_BASE_SECONDS = env_int("REFRESH_RETRY_BASE_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
+    "refresh-sweep": {
+        "task": "connections.tasks.refresh_sweep",
+        "schedule": REFRESH_SWEEP_SECONDS,
+        "options": {"expires": REFRESH_SWEEP_SECONDS * 5},
+    },
     "purge-expired-invitations": {
         "task": "workspaces.tasks.invitations_purge_expired",
         "schedule": 3600.0,

@@ -1,0 +1,73 @@
+"""Serving access tokens to integrations: from the database when valid, refreshed on demand when due."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from common.errors import ConflictError, UnavailableError
+
+from .models import Connection, Status
+from .refresh import connection_refresh
+
+UNUSABLE = {
+    Status.PENDING: "The connection is not authorized yet: connect it first.",
+    Status.NEEDS_REAUTH: "The provider refused the refresh token: the connection needs re-authorization.",
+    Status.REVOKED: "The connection was disconnected: its tokens are deleted. Reconnect it to use it again.",
+}
+
+
+@dataclass
+class AccessToken:
+    access_token: str
+    token_type: str
+    expires_at: datetime
+
+    def as_dict(self, now: datetime) -> dict:
+        return {
+            "access_token": str(self.access_token),
+            "token_type": self.token_type,
+            "expires_at": self.expires_at,
+            "expires_in": max(int((self.expires_at - now).total_seconds()), 0),
+        }
+
+
+def _unusable(connection: Connection) -> ConflictError | None:
+    if connection.status in UNUSABLE:
+        reason = UNUSABLE[connection.status]
+        if connection.last_error and connection.status == Status.NEEDS_REAUTH:
+            reason = f"{reason} Last error: {connection.last_error}"
+        return ConflictError(reason, code=connection.status)
+    return None
+
+
+def _valid(connection: Connection, now: datetime) -> bool:
+    return bool(connection.access_token) and connection.access_token_expires_at is not None \
+        and connection.access_token_expires_at > now
+
+
+def connection_access_token(*, connection: Connection) -> AccessToken:
+    """A valid access token for this connection, refreshing first when the refresh is due.
+
+    Concurrent callers of a due connection queue on its row lock; the first
+    refreshes and the others find the new token (single flight).
+    """
+    now = timezone.now()
+    if error := _unusable(connection):
+        raise error
+    due = connection.refresh_due_at is not None and connection.refresh_due_at <= now
+    if _valid(connection, now) and not due:
+        return AccessToken(connection.access_token, connection.token_type or "bearer",
+                           connection.access_token_expires_at)
+    outcome = connection_refresh(connection_id=connection.id, on_demand=True)
+    connection = outcome.connection or connection
+    now = timezone.now()
+    if error := _unusable(connection):
+        raise error
+    if _valid(connection, now):
+        return AccessToken(connection.access_token, connection.token_type or "bearer",
+                           connection.access_token_expires_at)
+    retry_after = (connection.refresh_due_at - now).total_seconds() if connection.refresh_due_at else None
+    raise UnavailableError(
+        f"The access token has expired and refreshing it failed: {connection.last_error or outcome.message} "
+        "Tokenkeeper keeps retrying.", code="refresh_failing", retry_after=retry_after)

@@ -1,0 +1,30 @@
+"""Thin Celery entry points for the refresh engine (logic in connections.refresh)."""
+
+from celery import shared_task
+from django.conf import settings
+
+from . import refresh
+
+SWEEP_BATCH = 500
+
+
+@shared_task(name="connections.tasks.refresh_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
+def refresh_sweep() -> int:
+    """Claim every due connection and queue one refresh task each."""
+    queued = 0
+    while True:
+        ids, lease = refresh.refresh_claim_due(limit=SWEEP_BATCH)
+        for connection_id in ids:
+            refresh_connection.apply_async(args=[str(connection_id), str(lease)],
+                                           expires=settings.REFRESH_LEASE_SECONDS)
+        queued += len(ids)
+        if len(ids) < SWEEP_BATCH:
+            return queued
+
+
+@shared_task(name="connections.tasks.refresh_connection", ignore_result=True, acks_late=True,
+             time_limit=settings.REFRESH_TASK_TIME_LIMIT, soft_time_limit=settings.REFRESH_TASK_TIME_LIMIT - 10)
+def refresh_connection(connection_id: str, lease_token: str) -> str:
+    import uuid
+
+    return refresh.connection_refresh(connection_id=connection_id, lease_token=uuid.UUID(lease_token)).result
