@@ -21,7 +21,7 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_local_admin
-	$(BIN)/honcho --procfile Procfile.dev --no-prefix start
+	$(BIN)/honcho --procfile Procfile.dev start
 
 ## test: install dev requirements and run the whole suite
 test: $(VENV)/.dev-deps
