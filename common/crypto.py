@@ -61,7 +61,7 @@ def rotate(ciphertext: str) -> str:
 
 def is_encrypted_with_primary_key(ciphertext: str) -> bool:
     try:
-        Fernet(settings.FIELD_ENCRYPTION_KEYS[0].encode()).decrypt(ciphertext.encode())
+        _fernet_for(tuple(settings.FIELD_ENCRYPTION_KEYS[:1])).decrypt(ciphertext.encode())
     except InvalidToken:
         return False
     return True

@@ -25,3 +25,6 @@ urlpatterns = [
     *oauth_urlpatterns,
     path("", include("workspaces.urls")),
 ]
+
+handler404 = "common.errorpages.page_not_found"
+handler500 = "common.errorpages.server_error"

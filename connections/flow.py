@@ -92,11 +92,13 @@ def _claim_state(state: str) -> AuthorizationState:
         if record is None:
             raise FlowError("This authorization response does not belong to a flow Tokenkeeper started "
                             "(unknown state). Start the connection again.")
-        if record.used_at is not None:
-            raise FlowError("This authorization response was already used. Start the connection again.",
-                            record.connection)
-        record.used_at = timezone.now()
-        record.save(update_fields=["used_at"])
+        replayed = record.used_at is not None
+        if not replayed:
+            record.used_at = timezone.now()
+            record.save(update_fields=["used_at"])
+    if replayed:
+        # Recorded outside the transaction above, like every other flow error.
+        raise _fail(record.connection, "This authorization response was already used. Start the connection again.")
     return record
 
 

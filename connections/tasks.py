@@ -8,6 +8,12 @@ from . import refresh
 SWEEP_BATCH = 500
 
 
+def soft_time_limit_for(hard: float) -> float:
+    """Some seconds to unwind before the hard limit, and never negative: a
+    negative soft limit fires at once and aborts every refresh."""
+    return max(hard - 10, hard * 0.8)
+
+
 @shared_task(name="connections.tasks.refresh_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
 def refresh_sweep() -> int:
     """Claim every due connection and queue one refresh task each."""
@@ -23,7 +29,8 @@ def refresh_sweep() -> int:
 
 
 @shared_task(name="connections.tasks.refresh_connection", ignore_result=True, acks_late=True,
-             time_limit=settings.REFRESH_TASK_TIME_LIMIT, soft_time_limit=settings.REFRESH_TASK_TIME_LIMIT - 10)
+             time_limit=settings.REFRESH_TASK_TIME_LIMIT,
+             soft_time_limit=soft_time_limit_for(settings.REFRESH_TASK_TIME_LIMIT))
 def refresh_connection(connection_id: str, lease_token: str) -> str:
     import uuid
 

@@ -154,6 +154,8 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (local runs, worker tests).
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tokenkeeper <tokenkeeper@localhost>")
 
 INVITATION_LIFETIME_DAYS = env_int("INVITATION_LIFETIME_DAYS", 7)
