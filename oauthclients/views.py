@@ -130,7 +130,10 @@ class ClientDeleteView(ClientAdminMixin, FormView):
             revoked = services.oauth_client_delete(workspace=self.workspace, client=client, actor=self.actor,
                                                    revoke_connections=form.cleaned_data["revoke_connections"])
         except ServiceError as error:
-            add_service_error(form, error)
+            if error.code == "client_in_use" and "revoke_connections" in form.fields:
+                form.add_error("revoke_connections", "Tick the box to confirm that these connections will be revoked.")
+            else:
+                add_service_error(form, error)
             return self.form_invalid(form)
         note = f" {revoked} connection(s) were revoked." if revoked else ""
         messages.success(self.request, f"OAuth client “{client.name}” deleted.{note}")
