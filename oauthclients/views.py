@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils.functional import cached_property
 from django.views.generic import FormView, TemplateView
 
 from common.errors import ServiceError
@@ -17,7 +18,8 @@ from .providers import PROVIDERS
 class ClientAdminMixin(WorkspaceViewMixin):
     required_role = Role.ADMIN
 
-    def get_client(self):
+    @cached_property
+    def client(self):
         client = selectors.oauth_client_get(workspace=self.workspace, client_id=self.kwargs["client_id"])
         if client is None:
             raise Http404("No such OAuth client.")
@@ -25,6 +27,8 @@ class ClientAdminMixin(WorkspaceViewMixin):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        if "client_id" in self.kwargs:
+            context["client"] = self.client
         context["provider_defaults"] = {key: p.as_defaults() for key, p in PROVIDERS.items()}
         context["redirect_uri"] = redirect_uri()
         return context
@@ -61,11 +65,6 @@ class ClientCreateView(ClientAdminMixin, FormView):
 class ClientDetailView(ClientAdminMixin, TemplateView):
     template_name = "oauthclients/detail.html"
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["client"] = self.get_client()
-        return context
-
 
 class ClientEditView(ClientAdminMixin, FormView):
     template_name = "oauthclients/form.html"
@@ -75,16 +74,11 @@ class ClientEditView(ClientAdminMixin, FormView):
         return {**super().get_form_kwargs(), "editing": True}
 
     def get_initial(self):
-        client = self.get_client()
+        client = self.client
         return {field: getattr(client, field) for field in services.EDITABLE_FIELDS}
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["client"] = self.get_client()
-        return context
-
     def form_valid(self, form):
-        client = self.get_client()
+        client = self.client
         try:
             services.oauth_client_update(workspace=self.workspace, client=client, actor=self.actor, **form.cleaned_data)
         except ServiceError as error:
@@ -98,13 +92,8 @@ class ClientSecretView(ClientAdminMixin, FormView):
     template_name = "oauthclients/secret.html"
     form_class = ReplaceSecretForm
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["client"] = self.get_client()
-        return context
-
     def form_valid(self, form):
-        client = self.get_client()
+        client = self.client
         secrets = {k: v for k, v in form.cleaned_data.items() if v}
         try:
             services.oauth_client_replace_secret(workspace=self.workspace, client=client, actor=self.actor, **secrets)
@@ -119,13 +108,8 @@ class ClientDeleteView(ClientAdminMixin, FormView):
     template_name = "oauthclients/delete.html"
     form_class = DeleteClientForm
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["client"] = self.get_client()
-        return context
-
     def form_valid(self, form):
-        client = self.get_client()
+        client = self.client
         try:
             revoked = services.oauth_client_delete(workspace=self.workspace, client=client, actor=self.actor,
                                                    revoke_connections=form.cleaned_data["revoke_connections"])
