@@ -14,5 +14,6 @@ urlpatterns = [
 
 oauth_urlpatterns = [
     path("oauth2/callback", views.oauth_callback, name="oauth-callback"),
+    path("oauth2/result", views.oauth_result, name="oauth-result"),
     path("oauth2/connect/<str:token>", views.connect_link, name="oauth-connect-link"),
 ]

@@ -116,8 +116,17 @@ def _result(request, connection, *, ok: bool, message: str):
     if connection is not None and request.user.is_authenticated and _can_view(request, connection):
         (messages.success if ok else messages.error)(request, message)
         return redirect("connection-detail", workspace=connection.workspace.slug, connection_id=connection.id)
-    return render(request, "connections/flow_result.html",
-                  {"ok": ok, "message": message, "connection": connection}, status=200 if ok else 400)
+    # Post/Redirect/Get: reloading the result page must not replay the callback.
+    request.session["oauth_flow_result"] = {"ok": ok, "message": message}
+    return redirect("oauth-result")
+
+
+def oauth_result(request):
+    """Where a browser without access to the connection (an end user of a connect link) lands."""
+    result = request.session.get("oauth_flow_result")
+    if result is None:
+        result = {"ok": False, "message": "There is no authorization result to show in this browser."}
+    return render(request, "connections/flow_result.html", result, status=200 if result["ok"] else 400)
 
 
 def oauth_callback(request):
