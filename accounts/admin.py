@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from workspaces.audit import Actor, audit_record
+
 from .models import User
 
 
@@ -18,3 +20,16 @@ class UserAdmin(BaseUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
     readonly_fields = ["last_login", "date_joined"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        fields = sorted(form.changed_data) if form is not None else []
+        audit_record(workspace=None, actor=Actor.from_request(request),
+                     action="staff.user_changed" if change else "staff.user_created", target=obj,
+                     data={"fields": [f for f in fields if not f.startswith("password")]
+                           + (["password"] if any(f.startswith("password") for f in fields) else [])})
+
+    def delete_model(self, request, obj):
+        audit_record(workspace=None, actor=Actor.from_request(request), action="staff.user_deleted", target=obj,
+                     data={"email": obj.email})
+        super().delete_model(request, obj)
