@@ -154,11 +154,16 @@ def _fail(connection: Connection, error: TokenEndpointError) -> RefreshOutcome:
     return RefreshOutcome("failed", connection, error.message, retry_at=connection.refresh_due_at)
 
 
-def _permanent_message(connection: Connection, error: TokenEndpointError) -> str:
+def _permanent_message(connection: Connection, error: TokenEndpointError, lease_token) -> str:
     if connection.interrupted_at is not None:
         return (f"{error.message} The previous refresh was interrupted (its claim ran out at "
                 f"{connection.interrupted_at:%Y-%m-%d %H:%M:%S} UTC without an answer being stored): the provider "
                 "had most likely already rotated the refresh token. Reconnect to authorize again.")
+    if connection.lease_token is not None and connection.lease_token != lease_token:
+        # A worker's claim is still on the row but it no longer holds the lock:
+        # that worker stopped, most likely mid-refresh.
+        return (f"{error.message} A refresh claimed by a worker was interrupted before its answer was stored: the "
+                "provider had most likely already rotated the refresh token. Reconnect to authorize again.")
     return f"{error.message} Reconnect to authorize again."
 
 
@@ -194,7 +199,7 @@ def connection_refresh(*, connection_id, lease_token: uuid.UUID | None = None, f
         except TokenEndpointError as error:
             logger.info("refresh of connection %s failed: %s", connection.id, error.message)
             if error.kind == PERMANENT:
-                return _needs_reauth(connection, _permanent_message(connection, error))
+                return _needs_reauth(connection, _permanent_message(connection, error, lease_token))
             return _fail(connection, error)
         if not tokens.access_token:
             return _fail(connection, TokenEndpointError("The provider answered without an access token.",

@@ -47,9 +47,9 @@ def apply_tokens(connection: Connection, tokens: TokenSet, *, issued_at: datetim
     connection.access_token_lifetime = lifetime
     if tokens.scope:
         connection.granted_scopes = tokens.scope
-    if tokens.refresh_token:
+    if tokens.refresh_token and tokens.refresh_token != connection.refresh_token:
         # A rotated (or first) refresh token starts its own lifetime; a provider
-        # that sends none keeps the one we have.
+        # that sends none (Authlib then repeats the old one) keeps its expiry.
         connection.refresh_token = tokens.refresh_token
         seconds = refresh_lifetime(connection, tokens)
         connection.refresh_token_expires_at = issued_at + timedelta(seconds=seconds) if seconds else None

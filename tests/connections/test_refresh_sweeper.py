@@ -1,0 +1,147 @@
+"""The sweeper's claims (leases) and the refresh task's checks, in-process.
+
+The same logic runs under PostgreSQL row locks in ``tests/engine/``; here it
+is the bookkeeping: who may claim what, and when a task must do nothing.
+"""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from connections import tasks
+from connections.access import connection_access_token
+from connections.models import Connection, Status
+from connections.refresh import refresh_claim_due
+from connections.tasks import refresh_connection, refresh_sweep
+from tests.engine.helpers import connect, exact_client, exact_emulator, refreshes
+
+
+@pytest.fixture
+def exact40():
+    with exact_emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def client40(team, exact40):
+    return exact_client(team.a, team.alice, exact40)
+
+
+@pytest.fixture
+def make(team, client40, exact40):
+    def make(name: str, remaining: float = 20, **fields) -> Connection:
+        connection = connect(client40, exact40, name=name, owner=team.alice, remaining=remaining)
+        if fields:
+            Connection.objects.filter(pk=connection.pk).update(**fields)
+            connection.refresh_from_db()
+        return connection
+    return make
+
+
+def leases(*connections) -> list[tuple]:
+    return [Connection.objects.values_list("lease_token", "lease_expires_at", "interrupted_at").get(pk=c.pk)
+            for c in connections]
+
+
+def test_the_sweeper_claims_only_due_unleased_connections_and_writes_the_lease(make, settings):
+    settings.REFRESH_LEASE_SECONDS = 42
+    now = timezone.now()
+    due = make("Due")
+    not_due = make("Not due", remaining=40)
+    held = make("Held", lease_token=uuid.uuid4(), lease_expires_at=now + timedelta(seconds=30))
+    broken = make("Broken", status=Status.NEEDS_REAUTH, refresh_due_at=None)
+
+    ids, lease = refresh_claim_due()
+
+    assert ids == [due.pk]
+    [(token, expires, interrupted)] = leases(due)
+    assert token == lease and interrupted is None
+    assert timedelta(seconds=41) < expires - now < timedelta(seconds=43)
+    assert leases(not_due)[0][0] is None and leases(broken)[0][0] is None
+    assert leases(held)[0][0] == held.lease_token  # untouched
+    assert refresh_claim_due()[0] == []  # claimed once, not twice
+
+
+def test_a_lease_that_ran_out_is_claimed_again_and_marked_interrupted(make):
+    stale = make("Stale", lease_token=uuid.uuid4(), lease_expires_at=timezone.now() - timedelta(seconds=5))
+
+    ids, lease = refresh_claim_due()
+
+    assert ids == [stale.pk]
+    [(token, _, interrupted)] = leases(stale)
+    assert token == lease != stale.lease_token
+    assert interrupted == stale.lease_expires_at
+
+
+def test_a_task_whose_lease_was_taken_over_does_nothing(make, exact40):
+    connection = make("Taken over")
+    _, first = refresh_claim_due()
+    Connection.objects.filter(pk=connection.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    _, second = refresh_claim_due()
+
+    assert refresh_connection(str(connection.pk), str(first)) == "skipped"
+    assert refreshes(exact40) == 0
+    assert leases(connection)[0][0] == second  # the new claim is left alone
+
+    assert refresh_connection(str(connection.pk), str(second)) == "refreshed"
+    assert leases(connection) == [(None, None, None)]  # released; the interruption is history
+
+
+def test_a_redelivered_task_is_harmless(make, exact40):
+    connection = make("Twice")
+    _, lease = refresh_claim_due()
+
+    results = [refresh_connection(str(connection.pk), str(lease)) for _ in range(3)]
+
+    assert results == ["refreshed", "skipped", "skipped"]
+    assert refreshes(exact40) == 1
+
+
+def test_a_queued_task_does_nothing_after_the_token_api_refreshed_on_demand(make, exact40):
+    connection = make("Raced")
+    _, lease = refresh_claim_due()
+
+    connection_access_token(connection=connection)
+    assert refresh_connection(str(connection.pk), str(lease)) == "skipped"
+
+    assert refreshes(exact40) == 1
+    assert leases(connection)[0][0] is None
+
+
+def test_a_task_for_a_connection_no_longer_due_releases_its_lease(make, exact40):
+    connection = make("Moved on")
+    _, lease = refresh_claim_due()
+    Connection.objects.filter(pk=connection.pk).update(refresh_due_at=timezone.now() + timedelta(seconds=10))
+
+    assert refresh_connection(str(connection.pk), str(lease)) == "skipped"
+    assert leases(connection)[0][0] is None
+    assert refreshes(exact40) == 0
+
+
+def test_the_sweep_task_queues_one_refresh_per_claim_expiring_with_the_lease(make, monkeypatch, settings):
+    settings.REFRESH_LEASE_SECONDS = 17
+    first, second = make("First"), make("Second")
+    make("Later", remaining=40)
+    sent = []
+    monkeypatch.setattr(refresh_connection, "apply_async", lambda args, **options: sent.append((args, options)))
+
+    assert refresh_sweep() == 2
+
+    lease = str(Connection.objects.get(pk=first.pk).lease_token)
+    assert sorted(sent) == sorted([([str(first.pk), lease], {"expires": 17}), ([str(second.pk), lease], {"expires": 17})])
+    assert refresh_sweep() == 0
+
+
+def test_a_lease_outlives_the_refresh_tasks_hard_time_limit():
+    """Otherwise a slow but live refresh could be claimed a second time."""
+    assert django_settings.REFRESH_LEASE_SECONDS > django_settings.REFRESH_TASK_TIME_LIMIT
+    assert refresh_connection.time_limit == django_settings.REFRESH_TASK_TIME_LIMIT
+    assert 0 < refresh_connection.soft_time_limit < refresh_connection.time_limit
+
+
+@pytest.mark.parametrize(("hard", "soft"), [(150, 140), (5, 4), (12, 9.6)])
+def test_the_soft_time_limit_stays_positive_for_short_hard_limits(hard, soft):
+    assert tasks.soft_time_limit_for(hard) == pytest.approx(soft)
