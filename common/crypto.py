@@ -38,14 +38,15 @@ def encrypt(plaintext: str) -> str:
     return fernet().encrypt(plaintext.encode()).decode()
 
 
+_MISSING_KEY = ("A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
+                "the key that encrypted it is missing.")
+
+
 def decrypt(ciphertext: str) -> str:
     try:
         return fernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
-        raise DecryptionError(
-            "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
-            "the key that encrypted it is missing."
-        ) from None
+        raise DecryptionError(_MISSING_KEY) from None
 
 
 def rotate(ciphertext: str) -> str:
@@ -53,10 +54,7 @@ def rotate(ciphertext: str) -> str:
     try:
         return fernet().rotate(ciphertext.encode()).decode()
     except InvalidToken:
-        raise DecryptionError(
-            "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
-            "the key that encrypted it is missing."
-        ) from None
+        raise DecryptionError(_MISSING_KEY) from None
 
 
 def is_encrypted_with_primary_key(ciphertext: str) -> bool:

@@ -32,3 +32,13 @@ class UnavailableError(ServiceError):
     def __init__(self, message: str, *, code: str = "unavailable", retry_after: float | None = None):
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+def clean_name(value: str | None, *, empty_message: str, field: str = "name", max_length: int = 100) -> str:
+    """A required display name: stripped, not empty, not too long."""
+    value = (value or "").strip()
+    if not value:
+        raise ServiceError(empty_message, field=field)
+    if len(value) > max_length:
+        raise ServiceError(f"The name can be at most {max_length} characters.", field=field)
+    return value

@@ -7,7 +7,7 @@ The authorization-code flow lives in ``connections.flow``; token refresh in
 from django.db import transaction
 from django.utils import timezone
 
-from common.errors import ServiceError
+from common.errors import ServiceError, clean_name
 from workspaces.audit import Actor, audit_record
 
 from .models import Connection, ConnectionEvent, EventKind, Status
@@ -18,12 +18,7 @@ def connection_event(connection: Connection, kind: str, detail: str = "", **data
 
 
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise ServiceError("Give the connection a name, e.g. “Acme BV administration”.", field="name")
-    if len(name) > 100:
-        raise ServiceError("The name can be at most 100 characters.", field="name")
-    return name
+    return clean_name(name, empty_message="Give the connection a name, e.g. “Acme BV administration”.")
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from common.errors import ServiceError
+from common.errors import ServiceError, clean_name
 
 from .audit import Actor, audit_record
 from .keys import new_api_key, new_invitation_token
@@ -29,12 +29,7 @@ RESERVED_SLUGS = {"new", "admin", "api", "static", "accounts", "invitations"}
 # --- Workspaces -------------------------------------------------------------------
 
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise ServiceError("Give the workspace a name.", field="name")
-    if len(name) > 100:
-        raise ServiceError("The name can be at most 100 characters.", field="name")
-    return name
+    return clean_name(name, empty_message="Give the workspace a name.")
 
 
 def _unique_slug_from(name: str) -> str:
