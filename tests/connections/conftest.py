@@ -97,3 +97,19 @@ def people(team):
         client.force_login(getattr(team, name))
         people[name] = client
     return SimpleNamespace(**people, anonymous=Client())
+
+
+@pytest.fixture
+def exact40():
+    """The emulator with compressed lifetimes: 40 s tokens, refresh only in the last 30 s."""
+    from tests.engine.helpers import exact_emulator
+
+    with exact_emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def client40(team, exact40):
+    from tests.engine.helpers import exact_client as engine_exact_client
+
+    return engine_exact_client(team.a, team.alice, exact40)

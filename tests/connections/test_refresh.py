@@ -27,7 +27,6 @@ from tests.engine.helpers import (
     CLIENT_SECRET,
     connect,
     exact_client,
-    exact_emulator,
     refreshes,
     token_url,
     tokens_client,
@@ -36,17 +35,6 @@ from tests.factories import MembershipFactory, UserFactory
 from workspaces.models import Role
 
 NOW = timezone.now()
-
-
-@pytest.fixture
-def exact40():
-    with exact_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client40(team, exact40):
-    return exact_client(team.a, team.alice, exact40)
 
 
 @pytest.fixture

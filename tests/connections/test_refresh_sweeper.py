@@ -16,18 +16,7 @@ from connections.access import connection_access_token
 from connections.models import Connection, Status
 from connections.refresh import refresh_claim_due
 from connections.tasks import refresh_connection, refresh_sweep
-from tests.engine.helpers import connect, exact_client, exact_emulator, refreshes
-
-
-@pytest.fixture
-def exact40():
-    with exact_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client40(team, exact40):
-    return exact_client(team.a, team.alice, exact40)
+from tests.engine.helpers import connect, refreshes
 
 
 @pytest.fixture

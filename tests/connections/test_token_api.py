@@ -10,25 +10,12 @@ from connections.models import Connection, EventKind, Status
 from connections.services import connection_create, connection_disconnect
 from tests.engine.helpers import (
     connect,
-    exact_client,
-    exact_emulator,
     refresh_url,
     refreshes,
     token_url,
     tokens_client,
 )
 from workspaces.audit import Actor
-
-
-@pytest.fixture
-def exact40():
-    with exact_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client40(team, exact40):
-    return exact_client(team.a, team.alice, exact40)
 
 
 @pytest.fixture
