@@ -19,12 +19,15 @@ class Connection(models.Model):
     """One authorized account at a provider, made through exactly one OAuth client."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="connections")
+    # Indexed by connection_workspace_status (workspace first): every index is
+    # written on each refresh, so none is kept twice.
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="connections",
+                                  db_index=False)
     oauth_client = models.ForeignKey("oauthclients.OAuthClient", on_delete=models.CASCADE, related_name="connections")
     name = models.CharField(max_length=100)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="connections")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
 
     access_token = EncryptedTextField(blank=True, default="")
     refresh_token = EncryptedTextField(blank=True, default="")
@@ -88,7 +91,8 @@ class EventKind(models.TextChoices):
 
 class ConnectionEvent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="events")
+    # Indexed by connection_event_time (connection first).
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=30, choices=EventKind.choices)
     detail = models.TextField(blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
@@ -96,7 +100,11 @@ class ConnectionEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["connection", "-created_at"], name="connection_event_time")]
+        indexes = [
+            models.Index(fields=["connection", "-created_at"], name="connection_event_time"),
+            # The retention purge's scan, oldest first (connections.services.connection_events_purge).
+            models.Index(fields=["created_at"], name="connection_event_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"

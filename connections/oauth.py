@@ -7,6 +7,7 @@ the HTTP status and headers of a failed token request, classified as
 transient, permanent or "too early", and an SSRF check before every call.
 """
 
+import functools
 import logging
 import os
 import secrets
@@ -154,6 +155,16 @@ def _connection_pool() -> HTTPAdapter:
     return _pools.adapter
 
 
+@functools.lru_cache(maxsize=512)
+def _environment_settings(url: str) -> dict:
+    """What requests reads from the environment for ``url`` (HTTPS_PROXY,
+    NO_PROXY, REQUESTS_CA_BUNDLE …), looked up once per process and endpoint
+    instead of on every request: the lookup scans os.environ and cost a fifth
+    of a token request's CPU (docs/benchmarks.md)."""
+    settings = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    return {"proxies": settings["proxies"], "verify": settings["verify"], "cert": settings["cert"]}
+
+
 def _token_request(client, call) -> TokenSet:
     try:
         assert_public_url(client.token_url)
@@ -166,6 +177,7 @@ def _token_request(client, call) -> TokenSet:
         return resp
 
     session = _session(client)
+    session.trust_env = False  # read once by _environment_settings
     pool = _connection_pool()
     for prefix in ("https://", "http://"):
         session.mount(prefix, pool)
@@ -183,12 +195,13 @@ def _token_request(client, call) -> TokenSet:
 def exchange_code(client, *, code: str, code_verifier: str | None) -> TokenSet:
     kwargs = {"code_verifier": code_verifier} if code_verifier else {}
     return _token_request(client, lambda s: s.fetch_token(client.token_url, grant_type="authorization_code",
-                                                          code=code, timeout=TIMEOUT, **kwargs))
+                                                          code=code, timeout=TIMEOUT, **kwargs,
+                                                          **_environment_settings(client.token_url)))
 
 
 def refresh_tokens(client, *, refresh_token: str) -> TokenSet:
     return _token_request(client, lambda s: s.refresh_token(client.token_url, refresh_token=refresh_token,
-                                                            timeout=TIMEOUT))
+                                                            timeout=TIMEOUT, **_environment_settings(client.token_url)))
 
 
 def fetch_identity(client, *, access_token: str):

@@ -3,10 +3,12 @@
 Beat runs ``refresh_sweep`` every few seconds. It claims the connections
 whose ``refresh_due_at`` has passed, writing a lease (token + expiry) in the
 claiming transaction (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), and
-queues one ``refresh_connection`` task per claim. The task refreshes under a
-row lock: it re-reads the connection, skips if its lease is gone or someone
-already refreshed, calls the token endpoint and stores the rotated tokens in
-the same transaction. The token API calls the same function on demand, so
+queues the claimed ids as ``refresh_connections`` tasks: one id per task
+while few are due, small batches (``refresh_batches``) when many are, which
+spreads them over the workers and saves Celery's per-message cost. Each
+refresh runs under its own row lock: it re-reads the connection, skips if its
+lease is gone or someone already refreshed, calls the token endpoint and
+stores the rotated tokens in the same transaction. The token API calls the same function on demand, so
 concurrent callers wait for the one refresh (single flight).
 
 Why a lease and a lock: the lock alone ends at commit and dies with the
@@ -17,7 +19,9 @@ remembered in ``interrupted_at`` to explain an "old refresh token" answer.
 """
 
 import logging
+import math
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +43,7 @@ from .tokens import apply_tokens
 logger = logging.getLogger(__name__)
 
 REFRESHABLE = (Status.ACTIVE, Status.REFRESH_FAILING)
+_UNLOADED = object()
 
 
 def lease_seconds() -> int:
@@ -81,6 +86,54 @@ def refresh_claim_due(*, now: datetime | None = None, limit: int = 500) -> tuple
     return ids, lease
 
 
+def refresh_batches(ids: list, *, fanout: int | None = None, max_size: int | None = None) -> list[list]:
+    """Split claimed ids into tasks: one per worker process while that keeps
+    them at most ``REFRESH_BATCH_MAX`` long, and single ids when few are due.
+
+    With ``fanout`` about the workers' total concurrency, n due ids become
+    min(n, fanout) tasks of ceil(n / fanout) ids: every process gets work,
+    and under load each Celery message carries several refreshes.
+    """
+    fanout = fanout or settings.REFRESH_BATCH_FANOUT
+    max_size = max_size or settings.REFRESH_BATCH_MAX
+    size = min(max_size, max(1, math.ceil(len(ids) / fanout)))
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def batch_seconds() -> float:
+    """How long a batch task keeps starting refreshes; the rest are released.
+
+    A tenth of the task's hard time limit at most, so the last refresh started
+    still has the token call's full timeouts before the limit.
+    """
+    return min(settings.REFRESH_BATCH_SECONDS, settings.REFRESH_TASK_TIME_LIMIT / 10)
+
+
+def connections_refresh_claimed(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, int]:
+    """Refresh a batch of connections claimed with ``lease_token``, one after another.
+
+    Each refresh is ``connection_refresh`` with its own row lock, lease check
+    and transaction, exactly as for a single id. Past ``batch_seconds()`` (a
+    slow provider) the ids not started yet are released, so the next sweep
+    claims them again for other workers instead of them waiting here.
+    Returns how many ended how: ``{"refreshed": 9, "skipped": 1, ...}``.
+    """
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + batch_seconds()
+    for index, connection_id in enumerate(connection_ids):
+        if index and time.monotonic() > deadline:
+            rest = connection_ids[index:]
+            released = Connection.objects.filter(id__in=rest, lease_token=lease_token).update(
+                lease_token=None, lease_expires_at=None)
+            logger.warning("refresh batch ran past %.0f s: released %d of %d claims for the next sweep",
+                           batch_seconds(), released, len(connection_ids))
+            counts["released"] = len(rest)
+            break
+        result = connection_refresh(connection_id=connection_id, lease_token=lease_token).result
+        counts[result] = counts.get(result, 0) + 1
+    return counts
+
+
 # --- Refreshing ---------------------------------------------------------------------------------
 
 def _backoff(failures: int, retry_after: float | None) -> float:
@@ -100,8 +153,19 @@ def _release(connection: Connection) -> None:
     connection.interrupted_at = None
 
 
+# What a refresh task never reads: left out of its locked SELECT (a deferred
+# field still loads on first access, and assigning one saves it).
+_COLD_FIELDS = ("access_token", "account_id", "account_name", "account_email", "account_details", "connected_at",
+                "created_at")
+_SUCCESS_FIELDS = ("access_token", "token_type", "access_token_expires_at", "access_token_lifetime",
+                   "granted_scopes", "refresh_token", "refresh_token_expires_at", "refresh_due_at", "status",
+                   "refresh_failures", "last_refreshed_at", "last_error", "last_error_at", "lease_token",
+                   "lease_expires_at", "interrupted_at")
+
+
 def _succeed(connection: Connection, tokens, issued_at: datetime, *, on_demand: bool) -> RefreshOutcome:
     was = connection.status
+    before = {name: connection.__dict__.get(name, _UNLOADED) for name in _SUCCESS_FIELDS}
     apply_tokens(connection, tokens, issued_at=issued_at)
     connection.status = Status.ACTIVE
     connection.refresh_failures = 0
@@ -109,7 +173,10 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, on_demand: 
     connection.last_error = ""
     connection.last_error_at = None
     _release(connection)
-    connection.save()
+    # Only the columns that changed: the UPDATE is built per refresh, and the
+    # engine does hundreds a second (docs/benchmarks.md).
+    connection.save(update_fields=[name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]]
+                    + ["updated_at"])
     detail = "Refreshed on demand by the token API." if on_demand else "Refreshed."
     connection_event(connection, EventKind.REFRESHED, detail,
                      expires_at=connection.access_token_expires_at.isoformat(),
@@ -176,9 +243,12 @@ def connection_refresh(*, connection_id, lease_token: uuid.UUID | None = None, f
     not yet due (never before the provider's window opens).
     """
     with transaction.atomic():
-        connection = (Connection.objects.select_for_update(of=("self",))
-                      .select_related("oauth_client", "workspace").filter(pk=connection_id).first())
-        if connection is None:
+        locked = Connection.objects.select_for_update(of=("self",)).select_related("oauth_client")
+        if lease_token is not None:
+            locked = locked.defer(*_COLD_FIELDS)  # a worker: the token API reads the access token it gets back
+        try:
+            connection = locked.get(pk=connection_id)
+        except Connection.DoesNotExist:
             return RefreshOutcome("skipped", None, "The connection no longer exists.")
         if lease_token is not None and connection.lease_token != lease_token:
             return RefreshOutcome("skipped", connection, "Another claim owns this connection now.")

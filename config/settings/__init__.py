@@ -234,11 +234,24 @@ REFRESH_SWEEP_SECONDS = float(env_str("REFRESH_SWEEP_SECONDS", "2"))
 REFRESH_LEASE_SECONDS = env_int("REFRESH_LEASE_SECONDS", 180)
 REFRESH_TASK_TIME_LIMIT = env_int("REFRESH_TASK_TIME_LIMIT", 150)
 REFRESH_RETRY_BASE_SECONDS = env_int("REFRESH_RETRY_BASE_SECONDS", 30)
+# Claimed refreshes go out as up to FANOUT tasks (about the workers' total
+# concurrency) of at most BATCH_MAX ids; a batch stops starting refreshes after
+# BATCH_SECONDS and releases the rest for the next sweep (docs/refresh-engine.md).
+REFRESH_BATCH_FANOUT = env_int("REFRESH_BATCH_FANOUT", 32)
+REFRESH_BATCH_MAX = env_int("REFRESH_BATCH_MAX", 20)
+REFRESH_BATCH_SECONDS = float(env_str("REFRESH_BATCH_SECONDS", "15"))
+# Routine "refreshed" history events are deleted after this many days (hourly);
+# failures, needs_reauth and the rest are kept.
+REFRESH_EVENT_RETENTION_DAYS = float(env_str("REFRESH_EVENT_RETENTION_DAYS", "7"))
 CELERY_BEAT_SCHEDULE = {
     "refresh-sweep": {
         "task": "connections.tasks.refresh_sweep",
         "schedule": REFRESH_SWEEP_SECONDS,
         "options": {"expires": REFRESH_SWEEP_SECONDS * 5},
+    },
+    "purge-connection-events": {
+        "task": "connections.tasks.connection_events_purge",
+        "schedule": 3600.0,
     },
     "purge-expired-invitations": {
         "task": "workspaces.tasks.invitations_purge_expired",

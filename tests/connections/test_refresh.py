@@ -6,6 +6,7 @@ Runs on SQLite and PostgreSQL; the row-lock and real-worker tests live in
 ``tests/engine/``.
 """
 
+import socket
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -189,6 +190,34 @@ def test_a_dropped_connection_is_transient(due, exact40):
     exact40.hang_next(1, 0, then="drop")
     assert sweep_and_run() == ["failed"]
     assert reload(due).status == Status.REFRESH_FAILING
+
+
+@pytest.fixture
+def proxy_environment(monkeypatch):
+    """Set proxy variables for one test; the per-endpoint lookup is cached, so clear it around."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                 "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    oauth._environment_settings.cache_clear()
+    yield monkeypatch
+    oauth._environment_settings.cache_clear()
+
+
+def test_token_requests_use_the_proxy_the_environment_names_unless_no_proxy_exempts_it(
+        due, exact40, proxy_environment):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    proxy_environment.setenv("http_proxy", f"http://127.0.0.1:{closed_port}")
+
+    assert sweep_and_run() == ["failed"]  # sent to the (closed) proxy, not to the provider
+    assert "ProxyError" in reload(due).last_error
+    assert refreshes(exact40) == 0
+
+    proxy_environment.setenv("no_proxy", "127.0.0.1")
+    oauth._environment_settings.cache_clear()  # a restarted worker reads the environment again
+    assert connection_refresh(connection_id=due.pk, force=True).result == "refreshed"
+    assert refreshes(exact40, "ok") == 1
 
 
 def test_a_429_waits_at_least_as_long_as_retry_after_says(due, exact40, settings):

@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from connections import tasks
 from connections.access import connection_access_token
-from connections.models import Connection, Status
-from connections.refresh import refresh_claim_due
-from connections.tasks import refresh_connection, refresh_sweep
+from connections.models import Connection, EventKind, Status
+from connections.oauth import CONNECT_TIMEOUT, READ_TIMEOUT
+from connections.refresh import batch_seconds as refresh_batch_seconds
+from connections.refresh import refresh_batches, refresh_claim_due
+from connections.tasks import refresh_connection, refresh_connections, refresh_sweep
 from tests.engine.helpers import connect, refreshes
 
 
@@ -110,25 +112,90 @@ def test_a_task_for_a_connection_no_longer_due_releases_its_lease(make, exact40)
     assert refreshes(exact40) == 0
 
 
-def test_the_sweep_task_queues_one_refresh_per_claim_expiring_with_the_lease(make, monkeypatch, settings):
+def test_the_sweep_task_queues_one_task_per_claim_when_few_are_due(make, monkeypatch, settings):
     settings.REFRESH_LEASE_SECONDS = 17
     first, second = make("First"), make("Second")
     make("Later", remaining=40)
     sent = []
-    monkeypatch.setattr(refresh_connection, "apply_async", lambda args, **options: sent.append((args, options)))
+    monkeypatch.setattr(refresh_connections, "apply_async", lambda args, **options: sent.append((args, options)))
 
     assert refresh_sweep() == 2
 
     lease = str(Connection.objects.get(pk=first.pk).lease_token)
-    assert sorted(sent) == sorted([([str(first.pk), lease], {"expires": 17}), ([str(second.pk), lease], {"expires": 17})])
+    assert sorted(sent) == sorted([([[str(first.pk)], lease], {"expires": 17}),
+                                   ([[str(second.pk)], lease], {"expires": 17})])
     assert refresh_sweep() == 0
+
+
+def test_the_sweep_task_batches_claims_when_more_are_due_than_workers(make, monkeypatch, settings):
+    settings.REFRESH_BATCH_FANOUT = 2
+    connections = [make(f"Due {i}", remaining=20 - i) for i in range(5)]
+    sent = []
+    monkeypatch.setattr(refresh_connections, "apply_async", lambda args, **options: sent.append(args))
+
+    assert refresh_sweep() == 5
+
+    assert [len(ids) for ids, _ in sent] == [3, 2]
+    assert sorted(i for ids, _ in sent for i in ids) == sorted(str(c.pk) for c in connections)
+    assert len({lease for _, lease in sent}) == 1
+
+
+@pytest.mark.parametrize(("due", "fanout", "largest", "sizes"), [
+    (0, 32, 20, []),
+    (3, 32, 20, [1, 1, 1]),
+    (32, 32, 20, [1] * 32),
+    (100, 32, 20, [4] * 25),
+    (500, 32, 20, [16] * 31 + [4]),
+    (1000, 32, 20, [20] * 50),
+])
+def test_claims_spread_over_the_workers_in_batches_of_at_most_the_maximum(due, fanout, largest, sizes):
+    batches = refresh_batches(list(range(due)), fanout=fanout, max_size=largest)
+
+    assert [len(b) for b in batches] == sizes
+    assert [i for b in batches for i in b] == list(range(due))
+
+
+def test_a_batch_refreshes_each_claimed_connection_under_its_own_lock(make, exact40):
+    connections = [make(f"Batch {i}") for i in range(3)]
+    taken = make("Taken over")
+    ids, lease = refresh_claim_due()
+    Connection.objects.filter(pk=taken.pk).update(lease_token=uuid.uuid4())
+
+    counts = refresh_connections([str(i) for i in ids], str(lease))
+
+    assert counts == {"refreshed": 3, "skipped": 1}
+    assert refreshes(exact40) == 3
+    assert leases(*connections) == [(None, None, None)] * 3
+    assert all(c.events.filter(kind=EventKind.REFRESHED).count() == 1 for c in connections)
+
+
+def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, exact40, settings):
+    settings.REFRESH_BATCH_SECONDS = 0  # the deadline has passed once the first refresh is done
+    for i in range(3):
+        make(f"Slow batch {i}", remaining=20 - i)
+    ids, lease = refresh_claim_due()
+
+    counts = refresh_connections([str(i) for i in ids], str(lease))
+
+    assert counts == {"refreshed": 1, "released": 2}
+    assert refreshes(exact40) == 1
+    first, *rest = (Connection.objects.get(pk=i) for i in ids)
+    assert first.events.filter(kind=EventKind.REFRESHED).exists()
+    assert leases(*rest) == [(None, None, None)] * 2  # released, not marked interrupted
+    again, _ = refresh_claim_due()
+    assert sorted(again) == sorted(c.pk for c in rest)
 
 
 def test_a_lease_outlives_the_refresh_tasks_hard_time_limit():
     """Otherwise a slow but live refresh could be claimed a second time."""
     assert django_settings.REFRESH_LEASE_SECONDS > django_settings.REFRESH_TASK_TIME_LIMIT
-    assert refresh_connection.time_limit == django_settings.REFRESH_TASK_TIME_LIMIT
-    assert 0 < refresh_connection.soft_time_limit < refresh_connection.time_limit
+    for task in (refresh_connections, refresh_connection):
+        assert task.time_limit == django_settings.REFRESH_TASK_TIME_LIMIT
+        assert 0 < task.soft_time_limit < task.time_limit
+
+
+def test_the_last_refresh_a_batch_starts_has_the_token_calls_full_timeouts_before_the_hard_limit():
+    assert refresh_batch_seconds() + CONNECT_TIMEOUT + READ_TIMEOUT < refresh_connections.soft_time_limit
 
 
 @pytest.mark.parametrize(("hard", "soft"), [(150, 140), (5, 4), (12, 9.6)])
