@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     p.add_argument("--keep", action="store_true")
     args = p.parse_args(argv)
-    args.log_level, args.sweep_interval, args.db_reuse, args.batch_publish = "WARNING", 1.0, False, False
+    args.log_level, args.sweep_interval = "WARNING", 1.0
     env = rb.bench_env(args, tempfile.mkdtemp(prefix="tokenkeeper-bench-"))
     lock = rb.RunLock(args)
     rb.create_database(args, env)

@@ -94,9 +94,7 @@ def rnd(value, digits=2):
 def bench_env(args, var_dir: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="bench.settings_trials" if (args.db_reuse or args.batch_publish) else "config.settings",
-        BENCH_DB_REUSE="1" if args.db_reuse else "0",
-        BENCH_BATCH_PUBLISH="1" if args.batch_publish else "0",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=f"{args.pg_url.rstrip('/')}/{BENCH_DB}",
         REDIS_URL=args.redis_url,
         CELERY_BROKER_URL=args.redis_url,
@@ -110,6 +108,9 @@ def bench_env(args, var_dir: str) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
     )
+    for item in getattr(args, "env", None) or []:
+        name, _, value = item.partition("=")
+        env[name] = value  # a setting under trial, e.g. REFRESH_BATCH_MAX=10
     if getattr(args, "tls", False):
         args.tls_files = make_tls_files(var_dir)
         env["REQUESTS_CA_BUNDLE"] = args.tls_files[0]  # requests trusts the provider's self-signed certificate
@@ -336,6 +337,16 @@ class EngineConfig:
     @property
     def label(self) -> str:
         return f"{self.pool}:{self.concurrency}" + (f"x{self.processes}" if self.processes > 1 else "")
+
+    def batching_env(self, env: dict[str, str], given: list[str] | None) -> dict[str, str]:
+        """The engine's batching fitted to this configuration, unless ``--env`` set it:
+        one task per worker process (prefork children, or threads of the threads pool),
+        and no threads inside a task when the pool is already threads."""
+        tuned = {"REFRESH_BATCH_FANOUT": str(self.concurrency * self.processes)}
+        if self.pool == "threads":
+            tuned["REFRESH_THREADS"] = "1"
+        names = {item.partition("=")[0] for item in given or []}
+        return {**env, **{k: v for k, v in tuned.items() if k not in names}}
 
     def worker_commands(self, celery: str, loglevel: str) -> list[list[str]]:
         return [[celery, "-A", "config", "worker", f"--pool={self.pool}", f"--concurrency={self.concurrency}",
@@ -604,6 +615,7 @@ def run_engine_config(args, env, var_dir, log_dir, exact, workspace, client, con
     db.close()  # the driver's connection sits idle while the run goes on
 
     log(f"{config.label}: starting workers")
+    env = config.batching_env(env, args.env)
     engine = start_workers(config, env, log_dir, args.log_level)
     profiler = None
     try:
@@ -652,6 +664,7 @@ def run_engine_config(args, env, var_dir, log_dir, exact, workspace, client, con
     n = args.connections
     result = {"config": config.label, "pool": config.pool, "concurrency": config.concurrency,
               "processes": config.processes, "connections": n, "spread_s": args.spread,
+              "engine_settings": {k: v for k, v in env.items() if k.startswith("REFRESH_")},
               "offered_per_s": rnd(n / args.spread, 1), "refreshed": len(done), "provider_outcomes": outcomes,
               "status_counts": status_counts}
     if len(done) >= 10:
@@ -895,12 +908,9 @@ def parse_args(argv=None):
     p.add_argument("--start-delay", type=float, default=3.0, help="seconds from arming to the first due refresh")
     p.add_argument("--max-wait", type=float, default=120.0,
                    help="give up this many seconds after the last refresh fell due (%(default)s)")
-    p.add_argument("--db-reuse", action="store_true",
-                   help="trial of a proposal: workers keep their database connections between tasks "
-                        "(bench/settings_trials.py) instead of Celery's reconnect per task")
-    p.add_argument("--batch-publish", action="store_true",
-                   help="trial of a proposal: the sweeper publishes each claimed batch in one Redis pipeline "
-                        "(bench/settings_trials.py)")
+    p.add_argument("--env", action="append", metavar="NAME=VALUE",
+                   help="a setting for the workers and beat, from the environment like every setting, e.g. "
+                        "--env REFRESH_BATCH_MAX=10 (repeatable)")
     p.add_argument("--log-level", default="WARNING", help="worker/beat log level (%(default)s)")
     p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
                    help="py-spy the first worker (and its children) for this many seconds (needs py-spy in the venv)")

@@ -22,3 +22,11 @@ def close_old_connections(**kwargs) -> None:
     from django.db import close_old_connections as close
 
     close()
+
+
+@signals.worker_process_shutdown.connect(weak=False, dispatch_uid="tokenkeeper-refresh-threads-stop")
+def stop_refresh_threads(**kwargs) -> None:
+    """A worker process going away closes its refresh threads' database connections."""
+    from connections.refresh import refresh_threads_stop
+
+    refresh_threads_stop()

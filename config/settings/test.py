@@ -14,3 +14,6 @@ if not REDIS_URL and CELERY_BROKER_URL == "filesystem://":
 CELERY_TASK_ALWAYS_EAGER = False
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# In-process tests run inside a transaction that other threads cannot see;
+# threaded batches run in tests/engine (real workers, committed data).
+REFRESH_THREADS = 1

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from connections import tasks
+from connections import refresh, tasks
 from connections.access import connection_access_token
 from connections.models import Connection, EventKind, Status
 from connections.oauth import CONNECT_TIMEOUT, READ_TIMEOUT
@@ -184,6 +184,24 @@ def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, ex
     assert leases(*rest) == [(None, None, None)] * 2  # released, not marked interrupted
     again, _ = refresh_claim_due()
     assert sorted(again) == sorted(c.pk for c in rest)
+
+
+def test_an_unexpected_error_on_one_connection_does_not_stop_the_rest_of_its_batch(make, exact40, monkeypatch):
+    connections = [make(f"Batch {i}", remaining=20 - i) for i in range(3)]
+    ids, lease = refresh_claim_due()
+    original = refresh.connection_refresh
+
+    def broken_for_the_first(*, connection_id, **kwargs):
+        if connection_id == str(ids[0]):
+            raise RuntimeError("database went away")
+        return original(connection_id=connection_id, **kwargs)
+
+    monkeypatch.setattr(refresh, "connection_refresh", broken_for_the_first)
+
+    assert refresh_connections([str(i) for i in ids], str(lease)) == {"error": 1, "refreshed": 2}
+    assert refreshes(exact40) == 2
+    failed = next(c for c in connections if c.pk == ids[0])
+    assert leases(failed)[0][0] == lease  # kept: the claim runs out and a later sweep tries again
 
 
 def test_a_lease_outlives_the_refresh_tasks_hard_time_limit():

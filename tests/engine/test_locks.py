@@ -9,8 +9,9 @@ import pytest
 from django.db import close_old_connections, connections, transaction
 
 from connections.models import Connection
-from connections.refresh import refresh_claim_due
+from connections.refresh import connections_refresh_claimed, refresh_claim_due, refresh_threads_stop
 from connections.tasks import refresh_connection
+from tests.engine import helpers
 from tests.engine.helpers import connect, refreshes, token_url, tokens_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -105,3 +106,31 @@ def test_twenty_token_api_callers_and_the_sweepers_task_make_one_token_request(t
     assert {body["access_token"] for _, body in answers} == {connection.access_token}
     assert exact.is_access_token_valid(connection.access_token)
     assert connection.lease_token is None
+
+
+@pytest.fixture
+def refresh_threads(settings):
+    settings.REFRESH_THREADS = 4
+    yield 4
+    refresh_threads_stop()  # their database connections, before the test database is flushed
+
+
+def test_a_batch_refreshes_side_by_side_on_threads_each_connection_under_its_own_lock(team, refresh_threads):
+    """A worker process does not sit idle while the provider answers: the batch's
+    token requests overlap, each connection still gets exactly one."""
+    with helpers.exact_emulator(latency=0.3) as slow:
+        client = helpers.exact_client(team.a, team.alice, slow)
+        batch = [connect(client, slow, name=f"Side {i}", owner=team.alice, remaining=20) for i in range(4)]
+        ids, lease = refresh_claim_due()
+
+        counts = connections_refresh_claimed(connection_ids=ids, lease_token=lease)
+
+        assert counts == {"refreshed": 4}
+        requests = [r for r in slow.token_requests if r.grant_type == "refresh_token"]
+        assert sorted(r.outcome for r in requests) == ["ok"] * 4
+        first_answer = min(r.finished for r in requests)
+        assert sum(r.started < first_answer for r in requests) > 1  # several in flight at once
+        assert slow.max_concurrent_refreshes_per_chain == 1
+    for connection in batch:
+        connection.refresh_from_db()
+        assert connection.lease_token is None and connection.refresh_due_at > connection.last_refreshed_at
