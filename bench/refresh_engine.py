@@ -30,7 +30,7 @@ database is dropped at the end unless ``--keep``. Results: a summary on stdout
 and JSON under ``bench/results/``.
 
     .venv/bin/python bench/refresh_engine.py                      # both phases, recommended config
-    .venv/bin/python bench/refresh_engine.py --phases engine --configs prefork:32,threads:32x2
+    .venv/bin/python bench/refresh_engine.py --phases engine --configs prefork:4,threads:8x4
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ FIELD_KEY = base64.urlsafe_b64encode(b"tokenkeeper-bench-key-0123456789").decode
 WINDOW = 30  # Exact Online accepts a refresh only in the last 30 s
 AIM = 25  # ... and the Exact policy aims 5 s after the window opens: due = expiry - 25 s
 ACCESS_LIFETIME = 600
-DEFAULT_CONFIGS = "prefork:32"
-MATRIX_CONFIGS = "prefork:16,prefork:32,prefork:64,threads:16,threads:32,threads:64,threads:16x2,threads:32x2"
+DEFAULT_CONFIGS = "prefork:4"
+MATRIX_CONFIGS = "prefork:4,prefork:6,prefork:8,prefork:32,threads:8x4,threads:16x2"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -331,7 +331,7 @@ class EngineConfig:
         conc, _, procs = rest.partition("x")
         if pool not in ("prefork", "threads") or not conc.isdigit():
             raise argparse.ArgumentTypeError(f"bad config {text!r}: use POOL:CONCURRENCY[xPROCESSES], "
-                                             "e.g. prefork:32 or threads:32x2")
+                                             "e.g. prefork:4 or threads:8x4")
         return cls(pool, int(conc), int(procs or 1))
 
     @property
@@ -892,8 +892,8 @@ def machine_info(args) -> dict:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Configs are POOL:CONCURRENCY[xPROCESSES]: prefork:32, threads:64, threads:32x2 "
-                                       "(two worker processes). --configs matrix runs " + MATRIX_CONFIGS + ".")
+                                epilog="Configs are POOL:CONCURRENCY[xPROCESSES]: prefork:4, threads:8x4 "
+                                       "(four worker processes). --configs matrix runs " + MATRIX_CONFIGS + ".")
     p.add_argument("--phases", default="engine,sweeper", help="engine, sweeper or both (default: %(default)s)")
     p.add_argument("--configs", default=DEFAULT_CONFIGS,
                    help="worker configurations to run, comma-separated, or 'matrix' (default: %(default)s)")

@@ -3,10 +3,10 @@
 Beat runs ``refresh_sweep`` every few seconds. It claims the connections
 whose ``refresh_due_at`` has passed, writing a lease (token + expiry) in the
 claiming transaction (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), and
-queues the claimed ids as ``refresh_connections`` tasks: one id per task
-while few are due, small batches (``refresh_batches``) when many are, which
-spreads them over the workers and saves Celery's per-message cost. Each
-refresh runs under its own row lock: it re-reads the connection, skips if its
+queues the claimed ids as ``refresh_connections`` tasks: one or two ids per
+task while few are due, batches (``refresh_batches``) when many are, which a
+worker process refreshes ``REFRESH_THREADS`` at a time on its own threads.
+Each refresh runs under its own row lock: it re-reads the connection, skips if its
 lease is gone or someone already refreshed, calls the token endpoint and
 stores the rotated tokens in the same transaction. The token API calls the same function on demand, so
 concurrent callers wait for the one refresh (single flight).
