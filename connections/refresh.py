@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.db.models import Case, F, Q, When
@@ -183,9 +184,13 @@ def connections_refresh_claimed(*, connection_ids: list, lease_token: uuid.UUID)
     def one(item) -> tuple:
         index, connection_id = item
         if index and time.monotonic() > deadline:
+            Connection.objects.filter(id=connection_id, lease_token=lease_token).update(
+                lease_token=None, lease_expires_at=None)
             return connection_id, "released"
         try:
             return connection_id, connection_refresh(connection_id=connection_id, lease_token=lease_token).result
+        except SoftTimeLimitExceeded:
+            raise  # the task is out of time: stop here
         except Exception:
             # Not the provider's answer (those are outcomes): e.g. the database went away. The
             # transaction rolled back; the claim runs out and a later sweep tries again.
@@ -200,12 +205,9 @@ def connections_refresh_claimed(*, connection_ids: list, lease_token: uuid.UUID)
     counts: dict[str, int] = {}
     for _, result in results:
         counts[result] = counts.get(result, 0) + 1
-    rest = [connection_id for connection_id, result in results if result == "released"]
-    if rest:
-        released = Connection.objects.filter(id__in=rest, lease_token=lease_token).update(
-            lease_token=None, lease_expires_at=None)
+    if counts.get("released"):
         logger.warning("refresh batch ran past %.0f s: released %d of %d claims for the next sweep",
-                       batch_seconds(), released, len(connection_ids))
+                       batch_seconds(), counts["released"], len(connection_ids))
     return counts
 
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings as django_settings
 from django.utils import timezone
 
@@ -202,6 +203,20 @@ def test_an_unexpected_error_on_one_connection_does_not_stop_the_rest_of_its_bat
     assert refreshes(exact40) == 2
     failed = next(c for c in connections if c.pk == ids[0])
     assert leases(failed)[0][0] == lease  # kept: the claim runs out and a later sweep tries again
+
+
+def test_a_batch_out_of_time_stops_instead_of_carrying_on(make, exact40, monkeypatch):
+    for i in range(2):
+        make(f"Batch {i}")
+    ids, lease = refresh_claim_due()
+
+    def out_of_time(**kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(refresh, "connection_refresh", out_of_time)
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        refresh_connections([str(i) for i in ids], str(lease))
 
 
 def test_a_lease_outlives_the_refresh_tasks_hard_time_limit():
