@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from . import refresh
+from . import batches, refresh
 
 SWEEP_BATCH = 500
 
@@ -16,11 +16,11 @@ def soft_time_limit_for(hard: float) -> float:
 
 @shared_task(name="connections.tasks.refresh_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
 def refresh_sweep() -> int:
-    """Claim every due connection and queue them as refresh tasks (see ``refresh.refresh_batches``)."""
+    """Claim every due connection and queue them as refresh tasks (see ``batches.refresh_batches``)."""
     queued = 0
     while True:
         ids, lease = refresh.refresh_claim_due(limit=SWEEP_BATCH)
-        for batch in refresh.refresh_batches(ids):
+        for batch in batches.refresh_batches(ids):
             refresh_connections.apply_async(args=[[str(i) for i in batch], str(lease)],
                                             expires=settings.REFRESH_LEASE_SECONDS)
         queued += len(ids)
@@ -34,7 +34,7 @@ def refresh_sweep() -> int:
 def refresh_connections(connection_ids: list[str], lease_token: str) -> dict[str, int]:
     import uuid
 
-    return refresh.connections_refresh_claimed(connection_ids=connection_ids, lease_token=uuid.UUID(lease_token))
+    return batches.connections_refresh_claimed(connection_ids=connection_ids, lease_token=uuid.UUID(lease_token))
 
 
 @shared_task(name="connections.tasks.refresh_connection", ignore_result=True, acks_late=True,

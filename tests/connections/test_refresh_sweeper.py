@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from connections import refresh, tasks
 from connections.access import connection_access_token
+from connections.batches import batch_seconds as refresh_batch_seconds
+from connections.batches import refresh_batches
 from connections.models import Connection, EventKind, Status
 from connections.oauth import CONNECT_TIMEOUT, READ_TIMEOUT
-from connections.refresh import batch_seconds as refresh_batch_seconds
-from connections.refresh import refresh_batches, refresh_claim_due
+from connections.refresh import refresh_claim_due
 from connections.tasks import refresh_connection, refresh_connections, refresh_sweep
 from tests.engine.helpers import connect, refreshes
 

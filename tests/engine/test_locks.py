@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import close_old_connections, connections, transaction
 
+from connections.batches import connections_refresh_claimed, refresh_threads_stop
 from connections.models import Connection
-from connections.refresh import connections_refresh_claimed, refresh_claim_due, refresh_threads_stop
+from connections.refresh import refresh_claim_due
 from connections.tasks import refresh_connection
 from tests.engine import helpers
 from tests.engine.helpers import connect, refreshes, token_url, tokens_client
