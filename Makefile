@@ -29,6 +29,7 @@ test: $(VENV)/.dev-deps
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 check: lint
 	$(BIN)/python manage.py makemigrations --check --dry-run

@@ -24,12 +24,23 @@ class UserAdmin(BaseUserAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         fields = sorted(form.changed_data) if form is not None else []
-        audit_record(workspace=None, actor=Actor.from_request(request),
-                     action="staff.user_changed" if change else "staff.user_created", target=obj,
-                     data={"fields": [f for f in fields if not f.startswith("password")]
-                           + (["password"] if any(f.startswith("password") for f in fields) else [])})
+        audit_record(
+            workspace=None,
+            actor=Actor.from_request(request),
+            action="staff.user_changed" if change else "staff.user_created",
+            target=obj,
+            data={
+                "fields": [f for f in fields if not f.startswith("password")]
+                + (["password"] if any(f.startswith("password") for f in fields) else [])
+            },
+        )
 
     def delete_model(self, request, obj):
-        audit_record(workspace=None, actor=Actor.from_request(request), action="staff.user_deleted", target=obj,
-                     data={"email": obj.email})
+        audit_record(
+            workspace=None,
+            actor=Actor.from_request(request),
+            action="staff.user_deleted",
+            target=obj,
+            data={"email": obj.email},
+        )
         super().delete_model(request, obj)

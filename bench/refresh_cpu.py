@@ -62,8 +62,11 @@ def main(argv=None) -> int:
             rb.arm(exact, grants, time.time() - 1, 0.0001)  # every one due now, inside its window
             lease = uuid.uuid4()
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("UPDATE connections_connection SET lease_token = %s, "
-                               "lease_expires_at = now() + interval '10 minutes' RETURNING id", [lease])
+                cursor.execute(
+                    "UPDATE connections_connection SET lease_token = %s, "
+                    "lease_expires_at = now() + interval '10 minutes' RETURNING id",
+                    [lease],
+                )
                 ids = [row[0] for row in cursor.fetchall()]
             profiler = cProfile.Profile(time.thread_time) if args.profile and round_no == args.repeat else None
             c0, w0 = time.thread_time(), time.perf_counter()
@@ -76,11 +79,15 @@ def main(argv=None) -> int:
             assert results.count("refreshed") == len(ids), {r: results.count(r) for r in set(results)}
             if round_no:
                 per_round.append(1000 * cpu / len(ids))
-            rb.log(f"round {round_no}{' (warm-up)' if not round_no else ''}: {len(ids)} refreshes, "
-                   f"{1000 * cpu / len(ids):.2f} ms CPU and {1000 * wall / len(ids):.2f} ms wall each "
-                   f"(provider outcomes {exact.outcomes})")
-        print(f"\nCPU per refresh (calling thread, no Celery{', https' if args.tls else ''}): {min(per_round):.2f} ms best, "
-              f"{sorted(per_round)[len(per_round) // 2]:.2f} ms median of {len(per_round)} rounds")
+            rb.log(
+                f"round {round_no}{' (warm-up)' if not round_no else ''}: {len(ids)} refreshes, "
+                f"{1000 * cpu / len(ids):.2f} ms CPU and {1000 * wall / len(ids):.2f} ms wall each "
+                f"(provider outcomes {exact.outcomes})"
+            )
+        print(
+            f"\nCPU per refresh (calling thread, no Celery{', https' if args.tls else ''}): {min(per_round):.2f} ms best, "
+            f"{sorted(per_round)[len(per_round) // 2]:.2f} ms median of {len(per_round)} rounds"
+        )
         if args.profile and args.profile_out:
             profiler.dump_stats(args.profile_out)
         if args.profile:

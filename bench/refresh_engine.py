@@ -139,8 +139,10 @@ class RunLock:
         self.conn = psycopg.connect(f"{args.pg_url.rstrip('/')}/postgres", autocommit=True)
         if not self.conn.execute("SELECT pg_try_advisory_lock(%s)", [self.KEY]).fetchone()[0]:
             self.conn.close()
-            raise SystemExit("Another bench run is using the bench database and Redis database right now "
-                             "(advisory lock held); try again when it has finished.")
+            raise SystemExit(
+                "Another bench run is using the bench database and Redis database right now "
+                "(advisory lock held); try again when it has finished."
+            )
 
     def release(self) -> None:
         with contextlib.suppress(Exception):
@@ -167,10 +169,26 @@ def flush_redis(url: str) -> None:
 
 
 def setup_django(env) -> None:
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL",
-                                            "OAUTH_ALLOW_INSECURE_URLS", "FIELD_ENCRYPTION_KEYS", "SECRET_KEY",
-                                            "DEBUG", "LOG_LEVEL", "REFRESH_SWEEP_SECONDS", "TOKENKEEPER_VAR_DIR",
-                                            "REQUESTS_CA_BUNDLE") if k in env})
+    os.environ.update(
+        {
+            k: env[k]
+            for k in (
+                "DJANGO_SETTINGS_MODULE",
+                "DATABASE_URL",
+                "REDIS_URL",
+                "CELERY_BROKER_URL",
+                "OAUTH_ALLOW_INSECURE_URLS",
+                "FIELD_ENCRYPTION_KEYS",
+                "SECRET_KEY",
+                "DEBUG",
+                "LOG_LEVEL",
+                "REFRESH_SWEEP_SECONDS",
+                "TOKENKEEPER_VAR_DIR",
+                "REQUESTS_CA_BUNDLE",
+            )
+            if k in env
+        }
+    )
     import django
 
     django.setup()
@@ -183,12 +201,22 @@ def base_rows(token_url: str, authorization_url: str):
 
     workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     client, _ = OAuthClient.objects.update_or_create(
-        workspace=workspace, name="Exact Online (bench)",
-        defaults={"provider": "exact_online", "site": "nl", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                      "authorization_url": authorization_url, "token_url": token_url, "scopes": "",
-                      "access_token_expires_in": ACCESS_LIFETIME * 1000,
-                      "refresh_token_expires_in": 30 * 24 * 3600 * 1000,
-                      "token_endpoint_auth_method": "client_secret_post", "use_pkce": False})
+        workspace=workspace,
+        name="Exact Online (bench)",
+        defaults={
+            "provider": "exact_online",
+            "site": "nl",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "authorization_url": authorization_url,
+            "token_url": token_url,
+            "scopes": "",
+            "access_token_expires_in": ACCESS_LIFETIME * 1000,
+            "refresh_token_expires_in": 30 * 24 * 3600 * 1000,
+            "token_endpoint_auth_method": "client_secret_post",
+            "use_pkce": False,
+        },
+    )
     return workspace, client
 
 
@@ -196,8 +224,10 @@ def truncate_connections() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE connections_connection, connections_connectionevent, "
-                       "connections_authorizationstate, connections_connectlink")
+        cursor.execute(
+            "TRUNCATE connections_connection, connections_connectionevent, "
+            "connections_authorizationstate, connections_connectlink"
+        )
 
 
 # --- Process CPU accounting (from /proc) --------------------------------------------------
@@ -210,8 +240,8 @@ def _proc_stat(pid: int) -> tuple[str, int, float] | None:
             raw = f.read().decode(errors="replace")
     except OSError:
         return None
-    comm = raw[raw.index("(") + 1: raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2:].split()
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
     if comm == "postgres" and fields[1] == "1":
         # The postmaster: add what its exited children (backends) used.
         return comm, 1, sum(int(x) for x in fields[11:15]) / CLK_TCK
@@ -330,8 +360,9 @@ class EngineConfig:
         pool, _, rest = text.strip().partition(":")
         conc, _, procs = rest.partition("x")
         if pool not in ("prefork", "threads") or not conc.isdigit():
-            raise argparse.ArgumentTypeError(f"bad config {text!r}: use POOL:CONCURRENCY[xPROCESSES], "
-                                             "e.g. prefork:4 or threads:8x4")
+            raise argparse.ArgumentTypeError(
+                f"bad config {text!r}: use POOL:CONCURRENCY[xPROCESSES], e.g. prefork:4 or threads:8x4"
+            )
         return cls(pool, int(conc), int(procs or 1))
 
     @property
@@ -349,8 +380,20 @@ class EngineConfig:
         return {**env, **{k: v for k, v in tuned.items() if k not in names}}
 
     def worker_commands(self, celery: str, loglevel: str) -> list[list[str]]:
-        return [[celery, "-A", "config", "worker", f"--pool={self.pool}", f"--concurrency={self.concurrency}",
-                 f"--loglevel={loglevel}", "-n", f"bench{i}@%h"] for i in range(self.processes)]
+        return [
+            [
+                celery,
+                "-A",
+                "config",
+                "worker",
+                f"--pool={self.pool}",
+                f"--concurrency={self.concurrency}",
+                f"--loglevel={loglevel}",
+                "-n",
+                f"bench{i}@%h",
+            ]
+            for i in range(self.processes)
+        ]
 
 
 @dataclass
@@ -386,8 +429,9 @@ def start_workers(config: EngineConfig, env, log_dir: Path, loglevel: str) -> En
     engine = Engine()
     for i, cmd in enumerate(config.worker_commands(celery, loglevel)):
         out = open(log_dir / f"worker-{config.label.replace(':', '-')}-{i}.log", "wb")  # noqa: SIM115
-        engine.procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                             start_new_session=True))
+        engine.procs.append(
+            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        )
     deadline = time.time() + 90
     while time.time() < deadline:
         for proc in engine.procs:
@@ -408,8 +452,14 @@ def start_beat(engine: Engine, env, log_dir: Path, var_dir: str, loglevel: str) 
     for old in Path(var_dir).glob("beat-schedule*"):
         old.unlink()
     out = open(log_dir / "beat.log", "ab")  # noqa: SIM115
-    engine.beat = subprocess.Popen([celery, "-A", "config", "beat", f"--loglevel={loglevel}", "-s", str(schedule)],
-                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    engine.beat = subprocess.Popen(
+        [celery, "-A", "config", "beat", f"--loglevel={loglevel}", "-s", str(schedule)],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 class _BenchEmulatorMixin:
@@ -434,17 +484,23 @@ def make_tls_files(directory: str) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = Path(directory) / "provider-cert.pem", Path(directory) / "provider-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_path), str(key_path)
 
 
@@ -456,8 +512,12 @@ def _provider_main(conn, latency: float, tls: tuple[str, str] | None = None) -> 
     class BenchExactOnline(_BenchEmulatorMixin, ExactOnlineEmulator):
         pass
 
-    exact = BenchExactOnline(latency=latency, access_token_lifetime=ACCESS_LIFETIME, refresh_window=WINDOW,
-                             clients={CLIENT_ID: CLIENT_SECRET}).start()
+    exact = BenchExactOnline(
+        latency=latency,
+        access_token_lifetime=ACCESS_LIFETIME,
+        refresh_window=WINDOW,
+        clients={CLIENT_ID: CLIENT_SECRET},
+    ).start()
     # http.server writes a response's headers and body in two send() calls. With Nagle's algorithm on,
     # the body then waits for the client's delayed ACK (40 ms) on a kept-alive connection: an emulator
     # artifact, not provider latency. Accepted sockets inherit TCP_NODELAY from the listening one (Linux).
@@ -470,12 +530,18 @@ def _provider_main(conn, latency: float, tls: tuple[str, str] | None = None) -> 
         # handshake happens in its handler thread on the first read.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
-        exact._server.socket = context.wrap_socket(exact._server.socket, server_side=True,
-                                                   do_handshake_on_connect=False)
+        exact._server.socket = context.wrap_socket(
+            exact._server.socket, server_side=True, do_handshake_on_connect=False
+        )
         token_url = token_url.replace("http://", "https://", 1)
         authorization_url = authorization_url.replace("http://", "https://", 1)
-    conn.send({"token_url": token_url, "authorization_url": authorization_url,
-               "refresh_token_lifetime": exact.refresh_token_lifetime})
+    conn.send(
+        {
+            "token_url": token_url,
+            "authorization_url": authorization_url,
+            "refresh_token_lifetime": exact.refresh_token_lifetime,
+        }
+    )
     while True:
         command, *params = conn.recv()
         if command == "stop":
@@ -487,8 +553,14 @@ def _provider_main(conn, latency: float, tls: tuple[str, str] | None = None) -> 
             out = []
             for i in range(n):
                 body = exact.issue_tokens(CLIENT_ID, user=f"user{i:06d}@bench.example", access_expires_in=expires_in)
-                out.append((exact.grant_for(body["refresh_token"]).id, body["access_token"], body["refresh_token"],
-                            int(body["expires_in"])))
+                out.append(
+                    (
+                        exact.grant_for(body["refresh_token"]).id,
+                        body["access_token"],
+                        body["refresh_token"],
+                        int(body["expires_in"]),
+                    )
+                )
             conn.send(out)
         elif command == "set_access_expiry":
             conn.send(exact.set_access_expiry(params[0]))
@@ -514,8 +586,9 @@ class Provider:
 
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_provider_main, args=(child, latency, tls), name="bench-provider",
-                                   daemon=True)
+        self.process = ctx.Process(
+            target=_provider_main, args=(child, latency, tls), name="bench-provider", daemon=True
+        )
         self.process.start()
         info = self._conn.recv()
         self.token_url, self.authorization_url = info["token_url"], info["authorization_url"]
@@ -576,12 +649,24 @@ def seed_connections(exact, workspace, client, n: int) -> dict[int, int]:
     rows = []
     for i, (grant_id, access_token, refresh_token, expires_in) in enumerate(exact.issue(n, 3600)):
         grants[i] = grant_id
-        rows.append(Connection(
-            workspace=workspace, oauth_client=client, name=f"bench {i:06d}", status=Status.ACTIVE,
-            access_token=access_token, refresh_token=refresh_token, token_type="bearer",
-            access_token_expires_at=now, access_token_lifetime=expires_in,
-            refresh_token_expires_at=now + timedelta(seconds=exact.refresh_token_lifetime),
-            refresh_due_at=None, account_id=str(i), account_name=f"grant {grants[i]}", connected_at=now))
+        rows.append(
+            Connection(
+                workspace=workspace,
+                oauth_client=client,
+                name=f"bench {i:06d}",
+                status=Status.ACTIVE,
+                access_token=access_token,
+                refresh_token=refresh_token,
+                token_type="bearer",
+                access_token_expires_at=now,
+                access_token_lifetime=expires_in,
+                refresh_token_expires_at=now + timedelta(seconds=exact.refresh_token_lifetime),
+                refresh_due_at=None,
+                account_id=str(i),
+                account_name=f"grant {grants[i]}",
+                connected_at=now,
+            )
+        )
     Connection.objects.bulk_create(rows, batch_size=1000)
     return grants
 
@@ -598,7 +683,8 @@ def arm(exact, grants: dict[int, int], start: float, spread: float) -> None:
             "UPDATE connections_connection SET "
             "  refresh_due_at = to_timestamp(%s) + (account_id::int * %s) * interval '1 second', "
             "  access_token_expires_at = to_timestamp(%s) + (account_id::int * %s) * interval '1 second'",
-            [start, step, start + AIM, step])
+            [start, step, start + AIM, step],
+        )
 
 
 def run_engine_config(args, env, var_dir, log_dir, exact, workspace, client, config: EngineConfig) -> dict:
@@ -620,12 +706,20 @@ def run_engine_config(args, env, var_dir, log_dir, exact, workspace, client, con
     profiler = None
     try:
         start_beat(engine, env, log_dir, var_dir, args.log_level)
-        sampler = CpuSampler({"workers": [p.pid for p in engine.procs], "beat": [engine.beat.pid],
-                              "provider": [exact.pid], "driver": [os.getpid()]})
+        sampler = CpuSampler(
+            {
+                "workers": [p.pid for p in engine.procs],
+                "beat": [engine.beat.pid],
+                "provider": [exact.pid],
+                "driver": [os.getpid()],
+            }
+        )
         start = time.time() + args.start_delay
         arm(exact, grants, start, args.spread)
         db.close()
-        log(f"{config.label}: {args.connections} refreshes fall due over {args.spread:g} s from now+{args.start_delay:g} s")
+        log(
+            f"{config.label}: {args.connections} refreshes fall due over {args.spread:g} s from now+{args.start_delay:g} s"
+        )
         if args.profile:
             profiler = start_profiler(engine, log_dir, config, args)
         deadline = start + args.spread + args.max_wait
@@ -658,15 +752,27 @@ def run_engine_config(args, env, var_dir, log_dir, exact, workspace, client, con
     for _, _, outcome, _ in records:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     status_counts = dict(Connection.objects.order_by().values_list("status").annotate(n=Count("id")))
-    done = sorted(t.timestamp() for t in Connection.objects.filter(status=Status.ACTIVE, last_refreshed_at__isnull=False)
-                  .values_list("last_refreshed_at", flat=True))
+    done = sorted(
+        t.timestamp()
+        for t in Connection.objects.filter(status=Status.ACTIVE, last_refreshed_at__isnull=False).values_list(
+            "last_refreshed_at", flat=True
+        )
+    )
     db.close()
     n = args.connections
-    result = {"config": config.label, "pool": config.pool, "concurrency": config.concurrency,
-              "processes": config.processes, "connections": n, "spread_s": args.spread,
-              "engine_settings": {k: v for k, v in env.items() if k.startswith("REFRESH_")},
-              "offered_per_s": rnd(n / args.spread, 1), "refreshed": len(done), "provider_outcomes": outcomes,
-              "status_counts": status_counts}
+    result = {
+        "config": config.label,
+        "pool": config.pool,
+        "concurrency": config.concurrency,
+        "processes": config.processes,
+        "connections": n,
+        "spread_s": args.spread,
+        "engine_settings": {k: v for k, v in env.items() if k.startswith("REFRESH_")},
+        "offered_per_s": rnd(n / args.spread, 1),
+        "refreshed": len(done),
+        "provider_outcomes": outcomes,
+        "status_counts": status_counts,
+    }
     if len(done) >= 10:
         t10, t90 = done[int(len(done) * 0.1)], done[int(len(done) * 0.9) - 1]
         result["steady_per_s"] = rnd(0.8 * len(done) / (t90 - t10), 1) if t90 > t10 else None
@@ -678,8 +784,13 @@ def run_engine_config(args, env, var_dir, log_dir, exact, workspace, client, con
         for t in done:
             per_second[int(t - start)] = per_second.get(int(t - start), 0) + 1
         result["completed_per_second"] = [per_second.get(s, 0) for s in range(0, int(done[-1] - start) + 1)]
-        result["peak_5s_per_s"] = rnd(max(sum(result["completed_per_second"][i:i + 5]) / 5
-                                          for i in range(max(len(result["completed_per_second"]) - 4, 1))), 1)
+        result["peak_5s_per_s"] = rnd(
+            max(
+                sum(result["completed_per_second"][i : i + 5]) / 5
+                for i in range(max(len(result["completed_per_second"]) - 4, 1))
+            ),
+            1,
+        )
         result["cpu_cores"] = cores = sampler.usage(t10, t90)
         rate = result["steady_per_s"]
         if rate:
@@ -690,11 +801,20 @@ def run_engine_config(args, env, var_dir, log_dir, exact, workspace, client, con
             # What the engine (workers, beat, PostgreSQL, Redis) could do with the 2 cores to itself.
             result["projected_per_s_on_idle_cores"] = rnd((os.cpu_count() or 1) / (engine / rate), 0)
     inside = [x for x in leads if 0 < x <= WINDOW]
-    result["lead_s"] = {"min": rnd(min(leads, default=None)), "p1": rnd(pct(leads, 1)), "p50": rnd(pct(leads, 50)),
-                        "p99": rnd(pct(leads, 99)), "max": rnd(max(leads, default=None))}
+    result["lead_s"] = {
+        "min": rnd(min(leads, default=None)),
+        "p1": rnd(pct(leads, 1)),
+        "p50": rnd(pct(leads, 50)),
+        "p99": rnd(pct(leads, 99)),
+        "max": rnd(max(leads, default=None)),
+    }
     late = [AIM - x for x in leads]
-    result["late_vs_due_s"] = {"min": rnd(min(late, default=None)), "p50": rnd(pct(late, 50)),
-                               "p99": rnd(pct(late, 99)), "max": rnd(max(late, default=None))}
+    result["late_vs_due_s"] = {
+        "min": rnd(min(late, default=None)),
+        "p50": rnd(pct(late, 50)),
+        "p99": rnd(pct(late, 99)),
+        "max": rnd(max(late, default=None)),
+    }
     result["inside_window_pct"] = rnd(100 * len(inside) / n, 3)
     result["overlapping_refreshes"] = exact.overlapping_refreshes
     return result
@@ -707,9 +827,27 @@ def start_profiler(engine: Engine, log_dir: Path, config: EngineConfig, args) ->
         return None
     out = Path(args.results_dir) / f"profile-{config.label.replace(':', '-')}.txt"
     log(f"profiling worker {engine.procs[0].pid} (+children) for {args.profile:g} s into {out}")
-    return subprocess.Popen([str(spy), "record", "--pid", str(engine.procs[0].pid), "--subprocesses", "--nonblocking", "--gil",
-                             "--rate", "200", "--duration", str(int(args.profile)), "--format", "raw",
-                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(engine.procs[0].pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--gil",
+            "--rate",
+            "200",
+            "--duration",
+            str(int(args.profile)),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def engine_phase(args, env, var_dir, log_dir) -> list[dict]:
@@ -727,10 +865,12 @@ def engine_phase(args, env, var_dir, log_dir) -> list[dict]:
 
 
 def print_engine_result(r: dict) -> None:
-    log(f"{r['config']}: refreshed {r['refreshed']}/{r['connections']}, steady {r.get('steady_per_s')}/s "
+    log(
+        f"{r['config']}: refreshed {r['refreshed']}/{r['connections']}, steady {r.get('steady_per_s')}/s "
         f"(offered {r['offered_per_s']}/s), inside window {r['inside_window_pct']}%, lead {r['lead_s']}, "
         f"late vs due {r['late_vs_due_s']}, outcomes {r['provider_outcomes']}, cores {r.get('cpu_cores')}, "
-        f"CPU ms/refresh {r.get('cpu_ms_per_refresh')}")
+        f"CPU ms/refresh {r.get('cpu_ms_per_refresh')}"
+    )
 
 
 # --- The sweeper phase ------------------------------------------------------------------
@@ -745,8 +885,10 @@ def sweeper_phase(args) -> dict:
     workspace, client = base_rows("http://127.0.0.1:9/api/oauth2/token", "http://127.0.0.1:9/api/oauth2/auth")
     truncate_connections()
     rows, due, null_pct = args.sweep_rows, args.sweep_due, args.sweep_null_pct
-    log(f"sweeper: inserting {rows:,} connections ({due} due, {null_pct}% never due, the rest due "
-        f"over the next {args.sweep_horizon:g} s)")
+    log(
+        f"sweeper: inserting {rows:,} connections ({due} due, {null_pct}% never due, the rest due "
+        f"over the next {args.sweep_horizon:g} s)"
+    )
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         # Columns Django gives no database default: every NOT NULL one is set here. The
@@ -766,26 +908,39 @@ def sweeper_phase(args) -> dict:
                    0, '', now(), now()
             FROM generate_series(1, %(rows)s) AS i
             """,
-            {"ws": workspace.id, "client": client.id, "rows": rows, "due": due,
-             "nulls": int(rows * null_pct / 100), "horizon": args.sweep_horizon,
-             "cipher": "gAAAAABbenchconstantciphertext" + "x" * 140})
+            {
+                "ws": workspace.id,
+                "client": client.id,
+                "rows": rows,
+                "due": due,
+                "nulls": int(rows * null_pct / 100),
+                "horizon": args.sweep_horizon,
+                "cipher": "gAAAAABbenchconstantciphertext" + "x" * 140,
+            },
+        )
     insert_s = time.perf_counter() - t0
     connection.close()
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE connections_connection")
-        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('connections_connection')), "
-                       "pg_size_pretty(pg_relation_size('connection_refresh_due')), "
-                       "count(*) FILTER (WHERE refresh_due_at <= now()), count(*) FILTER (WHERE refresh_due_at IS NULL),"
-                       " count(*) FROM connections_connection")
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('connections_connection')), "
+            "pg_size_pretty(pg_relation_size('connection_refresh_due')), "
+            "count(*) FILTER (WHERE refresh_due_at <= now()), count(*) FILTER (WHERE refresh_due_at IS NULL),"
+            " count(*) FROM connections_connection"
+        )
         table_size, index_size, due_now, never, total = cursor.fetchone()
-    log(f"sweeper: inserted in {insert_s:.1f} s, vacuum/analyze {time.perf_counter() - t0:.1f} s; table {table_size}, "
-        f"index connection_refresh_due {index_size}; {due_now} due, {never:,} never, {total:,} rows")
+    log(
+        f"sweeper: inserted in {insert_s:.1f} s, vacuum/analyze {time.perf_counter() - t0:.1f} s; table {table_size}, "
+        f"index connection_refresh_due {index_size}; {due_now} due, {never:,} never, {total:,} rows"
+    )
 
     def rearm():
         with connection.cursor() as cursor:
-            cursor.execute("UPDATE connections_connection SET lease_token = NULL, lease_expires_at = NULL, "
-                           "interrupted_at = NULL WHERE refresh_due_at <= now()")
+            cursor.execute(
+                "UPDATE connections_connection SET lease_token = NULL, lease_expires_at = NULL, "
+                "interrupted_at = NULL WHERE refresh_due_at <= now()"
+            )
             return cursor.rowcount
 
     # The SQL of the claim, as Django sends it.
@@ -793,7 +948,9 @@ def sweeper_phase(args) -> dict:
     with CaptureQueriesContext(connection) as queries:
         ids, _ = refresh_claim_due(limit=500)
     select_sql = next(q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT"))
-    update_sql = next((q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")), "")
+    update_sql = next(
+        (q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")), ""
+    )
     assert len(ids) == due, f"claimed {len(ids)}, expected {due}"
 
     # The insert's WAL would otherwise be checkpointed while we time (slow commits): settle first.
@@ -838,21 +995,35 @@ def sweeper_phase(args) -> dict:
         transaction.set_rollback(True)
     uses_index = "connection_refresh_due" in explain and "Seq Scan" not in explain
     result = {
-        "rows": total, "due": due_now, "never_due": never, "table_size": table_size,
-        "index_size": index_size, "insert_s": rnd(insert_s, 1), "runs": args.sweep_runs,
+        "rows": total,
+        "due": due_now,
+        "never_due": never,
+        "table_size": table_size,
+        "index_size": index_size,
+        "insert_s": rnd(insert_s, 1),
+        "runs": args.sweep_runs,
         "claimed_per_run": sorted(set(claimed)),
-        "claim_ms": {"median": rnd(statistics.median(timings), 3), "p99": rnd(pct(timings, 99), 3),
-                     "min": rnd(min(timings), 3), "max": rnd(max(timings), 3)},
+        "claim_ms": {
+            "median": rnd(statistics.median(timings), 3),
+            "p99": rnd(pct(timings, 99), 3),
+            "min": rnd(min(timings), 3),
+            "max": rnd(max(timings), 3),
+        },
         "select_server_ms": {"median": rnd(statistics.median(select_ms), 3), "p99": rnd(pct(select_ms, 99), 3)},
-        "claim_parts_ms": {k: {"median": rnd(statistics.median(v), 3), "p99": rnd(pct(v, 99), 3)}
-                           for k, v in parts.items()},
-        "select_sql": select_sql, "update_sql": update_sql[:400] + ("…" if len(update_sql) > 400 else ""),
-        "explain": explain, "uses_index": uses_index,
+        "claim_parts_ms": {
+            k: {"median": rnd(statistics.median(v), 3), "p99": rnd(pct(v, 99), 3)} for k, v in parts.items()
+        },
+        "select_sql": select_sql,
+        "update_sql": update_sql[:400] + ("…" if len(update_sql) > 400 else ""),
+        "explain": explain,
+        "uses_index": uses_index,
     }
-    log(f"sweeper: refresh_claim_due over {args.sweep_runs} runs: median {result['claim_ms']['median']} ms, "
+    log(
+        f"sweeper: refresh_claim_due over {args.sweep_runs} runs: median {result['claim_ms']['median']} ms, "
         f"p99 {result['claim_ms']['p99']} ms (SELECT on the server: median {result['select_server_ms']['median']} ms; "
         f"parts: {result['claim_parts_ms']}); "
-        f"index scan on connection_refresh_due: {uses_index}")
+        f"index scan on connection_refresh_due: {uses_index}"
+    )
     print(explain)
     truncate_connections()
     return result
@@ -884,45 +1055,90 @@ def machine_info(args) -> dict:
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem_kb / 1024 / 1024, 1),
-            "kernel": platform.release(), "python": platform.python_version(), "django": django.get_version(),
-            "celery": celery.__version__, "postgres": pg, "postgres_settings": settings, "redis": redis_version}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "celery": celery.__version__,
+        "postgres": pg,
+        "postgres_settings": settings,
+        "redis": redis_version,
+    }
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Configs are POOL:CONCURRENCY[xPROCESSES]: prefork:4, threads:8x4 "
-                                       "(four worker processes). --configs matrix runs " + MATRIX_CONFIGS + ".")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Configs are POOL:CONCURRENCY[xPROCESSES]: prefork:4, threads:8x4 "
+        "(four worker processes). --configs matrix runs " + MATRIX_CONFIGS + ".",
+    )
     p.add_argument("--phases", default="engine,sweeper", help="engine, sweeper or both (default: %(default)s)")
-    p.add_argument("--configs", default=DEFAULT_CONFIGS,
-                   help="worker configurations to run, comma-separated, or 'matrix' (default: %(default)s)")
+    p.add_argument(
+        "--configs",
+        default=DEFAULT_CONFIGS,
+        help="worker configurations to run, comma-separated, or 'matrix' (default: %(default)s)",
+    )
     p.add_argument("--connections", type=int, default=10_000, help="connections in the engine phase (%(default)s)")
-    p.add_argument("--spread", type=float, default=10.0,
-                   help="seconds over which their refreshes fall due (default %(default)s: 1,000/s offered, "
-                        "more than the engine can do, so the steady rate is its capacity)")
+    p.add_argument(
+        "--spread",
+        type=float,
+        default=10.0,
+        help="seconds over which their refreshes fall due (default %(default)s: 1,000/s offered, "
+        "more than the engine can do, so the steady rate is its capacity)",
+    )
     p.add_argument("--latency", type=float, default=0.05, help="provider latency per token request, s (%(default)s)")
-    p.add_argument("--tls", action="store_true",
-                   help="the provider speaks https (self-signed certificate for 127.0.0.1), as a real one does")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="the provider speaks https (self-signed certificate for 127.0.0.1), as a real one does",
+    )
     p.add_argument("--sweep-interval", type=float, default=1.0, help="beat's sweep interval, s (%(default)s)")
     p.add_argument("--start-delay", type=float, default=3.0, help="seconds from arming to the first due refresh")
-    p.add_argument("--max-wait", type=float, default=120.0,
-                   help="give up this many seconds after the last refresh fell due (%(default)s)")
-    p.add_argument("--env", action="append", metavar="NAME=VALUE",
-                   help="a setting for the workers and beat, from the environment like every setting, e.g. "
-                        "--env REFRESH_BATCH_MAX=10 (repeatable)")
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=120.0,
+        help="give up this many seconds after the last refresh fell due (%(default)s)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a setting for the workers and beat, from the environment like every setting, e.g. "
+        "--env REFRESH_BATCH_MAX=10 (repeatable)",
+    )
     p.add_argument("--log-level", default="WARNING", help="worker/beat log level (%(default)s)")
-    p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
-                   help="py-spy the first worker (and its children) for this many seconds (needs py-spy in the venv)")
+    p.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="py-spy the first worker (and its children) for this many seconds (needs py-spy in the venv)",
+    )
     p.add_argument("--sweep-rows", type=int, default=1_000_000, help="rows in the sweeper phase (%(default)s)")
     p.add_argument("--sweep-due", type=int, default=100, help="of which due (%(default)s)")
-    p.add_argument("--sweep-null-pct", type=float, default=10.0,
-                   help="percentage never due (needs_reauth: refresh_due_at NULL) (%(default)s)")
-    p.add_argument("--sweep-horizon", type=float, default=600.0,
-                   help="the others fall due over this many seconds after the next minute (%(default)s)")
+    p.add_argument(
+        "--sweep-null-pct",
+        type=float,
+        default=10.0,
+        help="percentage never due (needs_reauth: refresh_due_at NULL) (%(default)s)",
+    )
+    p.add_argument(
+        "--sweep-horizon",
+        type=float,
+        default=600.0,
+        help="the others fall due over this many seconds after the next minute (%(default)s)",
+    )
     p.add_argument("--sweep-runs", type=int, default=50, help="timed claims (%(default)s)")
-    p.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432",
-                   help="PostgreSQL server, without a database name (%(default)s)")
+    p.add_argument(
+        "--pg-url",
+        default="postgres://postgres@127.0.0.1:5432",
+        help="PostgreSQL server, without a database name (%(default)s)",
+    )
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/9", help="Redis database to use (flushed!)")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     p.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
@@ -949,9 +1165,12 @@ def main(argv=None) -> int:
     lock = RunLock(args)
     create_database(args, env)
     setup_django(env)
-    report = {"started": started.isoformat(timespec="seconds"), "machine": machine_info(args),
-              "parameters": {k: (v if k != "configs" else [c.label for c in v]) for k, v in vars(args).items()},
-              "logs": str(log_dir)}
+    report = {
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine_info(args),
+        "parameters": {k: (v if k != "configs" else [c.label for c in v]) for k, v in vars(args).items()},
+        "logs": str(log_dir),
+    }
     interrupted = threading.Event()
     try:
         if "engine" in args.phases:
@@ -980,22 +1199,30 @@ def main(argv=None) -> int:
 def print_summary(report: dict) -> None:
     print("\n=== Refresh engine benchmark ===")
     m = report["machine"]
-    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB; PostgreSQL {m['postgres'].split()[1]}, "
-          f"Redis {m['redis']}, Python {m['python']}, Celery {m['celery']}")
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB; PostgreSQL {m['postgres'].split()[1]}, "
+        f"Redis {m['redis']}, Python {m['python']}, Celery {m['celery']}"
+    )
     if report.get("engine"):
-        print("\nconfig         done   steady/s  peak5s/s  inside%  lead s min/p50/p99/max    "
-              "cores: workers prov pg redis others  CPU ms/refresh (engine)")
+        print(
+            "\nconfig         done   steady/s  peak5s/s  inside%  lead s min/p50/p99/max    "
+            "cores: workers prov pg redis others  CPU ms/refresh (engine)"
+        )
         for r in report["engine"]:
             lead, cpu, ms = r["lead_s"], r.get("cpu_cores") or {}, r.get("cpu_ms_per_refresh") or {}
-            print(f"{r['config']:<14} {r['refreshed']:>5}  {r.get('steady_per_s')!s:>8}  {r.get('peak_5s_per_s')!s:>8}  "
-                  f"{r['inside_window_pct']:>7}  {lead['min']}/{lead['p50']}/{lead['p99']}/{lead['max']!s:<8}  "
-                  f"{cpu.get('workers')!s:>13} {cpu.get('provider')!s:>4} {cpu.get('postgres')!s:>4} "
-                  f"{cpu.get('redis')!s:>5} {cpu.get('others')!s:>6}  {ms.get('engine')}")
+            print(
+                f"{r['config']:<14} {r['refreshed']:>5}  {r.get('steady_per_s')!s:>8}  {r.get('peak_5s_per_s')!s:>8}  "
+                f"{r['inside_window_pct']:>7}  {lead['min']}/{lead['p50']}/{lead['p99']}/{lead['max']!s:<8}  "
+                f"{cpu.get('workers')!s:>13} {cpu.get('provider')!s:>4} {cpu.get('postgres')!s:>4} "
+                f"{cpu.get('redis')!s:>5} {cpu.get('others')!s:>6}  {ms.get('engine')}"
+            )
     if report.get("sweeper"):
         s = report["sweeper"]
-        print(f"\nsweeper: {s['rows']:,} rows, {s['due']} due: refresh_claim_due median {s['claim_ms']['median']} ms, "
-              f"p99 {s['claim_ms']['p99']} ms over {s['runs']} runs (SELECT on the server: median "
-              f"{s['select_server_ms']['median']} ms); index scan on connection_refresh_due: {s['uses_index']}")
+        print(
+            f"\nsweeper: {s['rows']:,} rows, {s['due']} due: refresh_claim_due median {s['claim_ms']['median']} ms, "
+            f"p99 {s['claim_ms']['p99']} ms over {s['runs']} runs (SELECT on the server: median "
+            f"{s['select_server_ms']['median']} ms); index scan on connection_refresh_due: {s['uses_index']}"
+        )
 
 
 if __name__ == "__main__":

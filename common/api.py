@@ -54,8 +54,10 @@ def exception_handler(exc, context):
                 message = str(errors[0] if isinstance(errors, list) and errors else errors)
             else:
                 message = "Some fields are not valid."
-            fields = {name: [str(e) for e in (errors if isinstance(errors, list) else [errors])]
-                      for name, errors in detail.items()}
+            fields = {
+                name: [str(e) for e in (errors if isinstance(errors, list) else [errors])]
+                for name, errors in detail.items()
+            }
             response.data = _error_body(invalid_code, message, fields)
         else:
             errors = detail if isinstance(detail, list) else [detail]

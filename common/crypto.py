@@ -38,8 +38,10 @@ def encrypt(plaintext: str) -> str:
     return fernet().encrypt(plaintext.encode()).decode()
 
 
-_MISSING_KEY = ("A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
-                "the key that encrypted it is missing.")
+_MISSING_KEY = (
+    "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
+    "the key that encrypted it is missing."
+)
 
 
 def decrypt(ciphertext: str) -> str:

@@ -12,6 +12,7 @@ def page_not_found(request, exception):
 
 def server_error(request):
     if request.path.startswith("/api/"):
-        return JsonResponse({"error": {"code": "server_error", "message": "Something went wrong on our side."}},
-                            status=500)
+        return JsonResponse(
+            {"error": {"code": "server_error", "message": "Something went wrong on our side."}}, status=500
+        )
     return defaults.server_error(request)

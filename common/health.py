@@ -37,5 +37,8 @@ def _broker_ok() -> bool:
 def readyz(request):
     checks = {"database": _database_ok(), "broker": _broker_ok()}
     ready = all(checks.values())
-    body = {"status": "ok" if ready else "unavailable", "checks": {k: "ok" if v else "failing" for k, v in checks.items()}}
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": {k: "ok" if v else "failing" for k, v in checks.items()},
+    }
     return JsonResponse(body, status=200 if ready else 503)

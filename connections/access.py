@@ -42,8 +42,11 @@ def _unusable(connection: Connection) -> ConflictError | None:
 
 
 def _valid(connection: Connection, now: datetime) -> bool:
-    return bool(connection.access_token) and connection.access_token_expires_at is not None \
+    return (
+        bool(connection.access_token)
+        and connection.access_token_expires_at is not None
         and connection.access_token_expires_at > now
+    )
 
 
 def connection_access_token(*, connection: Connection) -> AccessToken:
@@ -57,17 +60,22 @@ def connection_access_token(*, connection: Connection) -> AccessToken:
         raise error
     due = connection.refresh_due_at is not None and connection.refresh_due_at <= now
     if _valid(connection, now) and not due:
-        return AccessToken(connection.access_token, connection.token_type or "bearer",
-                           connection.access_token_expires_at)
+        return AccessToken(
+            connection.access_token, connection.token_type or "bearer", connection.access_token_expires_at
+        )
     outcome = connection_refresh(connection_id=connection.id, on_demand=True)
     connection = outcome.connection or connection
     now = timezone.now()
     if error := _unusable(connection):
         raise error
     if _valid(connection, now):
-        return AccessToken(connection.access_token, connection.token_type or "bearer",
-                           connection.access_token_expires_at)
+        return AccessToken(
+            connection.access_token, connection.token_type or "bearer", connection.access_token_expires_at
+        )
     retry_after = (connection.refresh_due_at - now).total_seconds() if connection.refresh_due_at else None
     raise UnavailableError(
         f"The access token has expired and refreshing it failed: {connection.last_error or outcome.message} "
-        "Tokenkeeper keeps retrying.", code="refresh_failing", retry_after=retry_after)
+        "Tokenkeeper keeps retrying.",
+        code="refresh_failing",
+        retry_after=retry_after,
+    )

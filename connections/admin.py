@@ -22,11 +22,31 @@ class ConnectionEventInline(admin.TabularInline):
 class ConnectionAdmin(ReadOnlyAdmin):
     """Support staff: find a connection, see why it broke, act on it. Tokens are never shown."""
 
-    list_display = ["name", "workspace", "oauth_client", "account_name", "status", "access_token_expires_at",
-                    "refresh_due_at", "last_refreshed_at", "refresh_failures", "last_error"]
+    list_display = [
+        "name",
+        "workspace",
+        "oauth_client",
+        "account_name",
+        "status",
+        "access_token_expires_at",
+        "refresh_due_at",
+        "last_refreshed_at",
+        "refresh_failures",
+        "last_error",
+    ]
     list_filter = ["status", "oauth_client__provider"]
-    search_fields = ["id", "name", "account_name", "account_email", "account_id", "workspace__name", "workspace__slug",
-                     "oauth_client__name", "oauth_client__client_id", "owner__email"]
+    search_fields = [
+        "id",
+        "name",
+        "account_name",
+        "account_email",
+        "account_id",
+        "workspace__name",
+        "workspace__slug",
+        "oauth_client__name",
+        "oauth_client__client_id",
+        "owner__email",
+    ]
     exclude = ["access_token", "refresh_token"]
     list_select_related = ["workspace", "oauth_client"]
     inlines = [ConnectionEventInline]
@@ -49,15 +69,29 @@ class ConnectionAdmin(ReadOnlyAdmin):
 
     @admin.action(permissions=["support"], description="Refresh now (respects the provider's window)")
     def refresh_now(self, request, queryset):
-        self._each(request, queryset, "Refresh requested", lambda c, actor: refresh.connection_refresh_now(
-            workspace=c.workspace, connection=c, actor=actor))
+        self._each(
+            request,
+            queryset,
+            "Refresh requested",
+            lambda c, actor: refresh.connection_refresh_now(workspace=c.workspace, connection=c, actor=actor),
+        )
 
     @admin.action(permissions=["support"], description="Mark for re-authorization")
     def mark_needs_reauth(self, request, queryset):
-        self._each(request, queryset, "Marked for re-authorization", lambda c, actor: (
-            refresh.connection_mark_needs_reauth(workspace=c.workspace, connection=c, actor=actor)))
+        self._each(
+            request,
+            queryset,
+            "Marked for re-authorization",
+            lambda c, actor: refresh.connection_mark_needs_reauth(workspace=c.workspace, connection=c, actor=actor),
+        )
 
     @admin.action(permissions=["support"], description="Disable (disconnect: erase tokens, status revoked)")
     def disable(self, request, queryset):
-        self._each(request, queryset, "Disabled", lambda c, actor: services.connection_disconnect(
-            workspace=c.workspace, connection=c, actor=actor, reason=f"Disabled by staff ({actor.label})."))
+        self._each(
+            request,
+            queryset,
+            "Disabled",
+            lambda c, actor: services.connection_disconnect(
+                workspace=c.workspace, connection=c, actor=actor, reason=f"Disabled by staff ({actor.label})."
+            ),
+        )

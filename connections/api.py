@@ -23,8 +23,7 @@ from .serializers import (
 )
 
 
-class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        viewsets.GenericViewSet):
+class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Connections. Members create them and manage their own; admins and API keys see all."""
 
     serializer_class = ConnectionSerializer
@@ -45,16 +44,22 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         if client is None:
             raise ServiceError("No OAuth client with that id in this workspace.", field="oauth_client")
         owner = request.user if request.user.is_authenticated else None
-        connection = services.connection_create(workspace=self.workspace, oauth_client=client, owner=owner,
-                                                actor=self.actor, name=data.validated_data["name"])
+        connection = services.connection_create(
+            workspace=self.workspace,
+            oauth_client=client,
+            owner=owner,
+            actor=self.actor,
+            name=data.validated_data["name"],
+        )
         return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ConnectionUpdateSerializer, responses=ConnectionSerializer)
     def partial_update(self, request, workspace, pk):
         data = ConnectionUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        connection = services.connection_rename(workspace=self.workspace, connection=self.get_object(),
-                                                actor=self.actor, name=data.validated_data["name"])
+        connection = services.connection_rename(
+            workspace=self.workspace, connection=self.get_object(), actor=self.actor, name=data.validated_data["name"]
+        )
         return Response(ConnectionSerializer(connection).data)
 
     def destroy(self, request, workspace, pk):
@@ -71,8 +76,9 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(request=None, responses=ConnectionSerializer)
     @action(detail=True, methods=["post"], url_path="disconnect")
     def disconnect(self, request, workspace, pk):
-        connection = services.connection_disconnect(workspace=self.workspace, connection=self.get_object(),
-                                                    actor=self.actor)
+        connection = services.connection_disconnect(
+            workspace=self.workspace, connection=self.get_object(), actor=self.actor
+        )
         return Response(ConnectionSerializer(connection).data)
 
     @extend_schema(responses=ConnectionEventSerializer(many=True))
@@ -100,8 +106,10 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         connection = self.get_object()
         outcome = refresh.connection_refresh_now(workspace=self.workspace, connection=connection, actor=self.actor)
         if outcome.result == "scheduled":
-            return Response({"status": "scheduled", "refresh_at": outcome.retry_at, "detail": outcome.message},
-                            status=status.HTTP_202_ACCEPTED)
+            return Response(
+                {"status": "scheduled", "refresh_at": outcome.retry_at, "detail": outcome.message},
+                status=status.HTTP_202_ACCEPTED,
+            )
         body = ConnectionSerializer(outcome.connection).data
         body["refresh_result"] = outcome.result
         body["refresh_detail"] = outcome.message

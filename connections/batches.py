@@ -36,7 +36,7 @@ def refresh_batches(ids: list, *, fanout: int | None = None, max_size: int | Non
     fanout = fanout or settings.REFRESH_BATCH_FANOUT
     max_size = max_size or settings.REFRESH_BATCH_MAX
     size = min(max_size, max(1, math.ceil(len(ids) / fanout)))
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def batch_seconds() -> float:
@@ -92,6 +92,7 @@ def _with_own_connection(function):
     way Django checks one around a request (dropped when broken or older than
     CONN_MAX_AGE) after an error, and otherwise at most once a second: the
     check costs a round trip to PostgreSQL."""
+
     def run(*args):
         if getattr(_thread_state, "failed", False) or time.monotonic() - getattr(_thread_state, "checked", 0.0) > 1:
             close_old_connections()
@@ -100,6 +101,7 @@ def _with_own_connection(function):
         result = function(*args)
         _thread_state.failed = result[1] == "error"
         return result
+
     return run
 
 
@@ -120,10 +122,13 @@ def connections_refresh_claimed(*, connection_ids: list, lease_token: uuid.UUID)
         index, connection_id = item
         if index and time.monotonic() > deadline:
             Connection.objects.filter(id=connection_id, lease_token=lease_token).update(
-                lease_token=None, lease_expires_at=None)
+                lease_token=None, lease_expires_at=None
+            )
             return connection_id, "released"
         try:
-            return connection_id, refresh.connection_refresh(connection_id=connection_id, lease_token=lease_token).result
+            return connection_id, refresh.connection_refresh(
+                connection_id=connection_id, lease_token=lease_token
+            ).result
         except SoftTimeLimitExceeded:
             raise  # the task is out of time: stop here
         except Exception:
@@ -139,6 +144,10 @@ def connections_refresh_claimed(*, connection_ids: list, lease_token: uuid.UUID)
         results = [one(item) for item in items]
     counts = dict(Counter(result for _, result in results))
     if counts.get("released"):
-        logger.warning("refresh batch ran past %.0f s: released %d of %d claims for the next sweep",
-                       batch_seconds(), counts["released"], len(connection_ids))
+        logger.warning(
+            "refresh batch ran past %.0f s: released %d of %d claims for the next sweep",
+            batch_seconds(),
+            counts["released"],
+            len(connection_ids),
+        )
     return counts

@@ -70,8 +70,12 @@ def flow_start(*, connection: Connection, session, started_by=None) -> str:
     state = secrets.token_urlsafe(32)
     verifier = new_pkce_verifier() if client.use_pkce else None
     AuthorizationState.objects.create(
-        connection=connection, state_hash=sha256_hex(state), session_binding=sha256_hex(_browser_binding(session)),
-        code_verifier=verifier or "", started_by=started_by, expires_at=timezone.now() + STATE_LIFETIME,
+        connection=connection,
+        state_hash=sha256_hex(state),
+        session_binding=sha256_hex(_browser_binding(session)),
+        code_verifier=verifier or "",
+        started_by=started_by,
+        expires_at=timezone.now() + STATE_LIFETIME,
     )
     return authorization_url(client, state=state, code_verifier=verifier)
 
@@ -86,12 +90,17 @@ def _fail(connection: Connection, message: str) -> FlowError:
 def _claim_state(state: str) -> AuthorizationState:
     """Mark the state used, committed before anything else, so a replay always fails."""
     with transaction.atomic():
-        record = (AuthorizationState.objects.select_for_update()
-                  .select_related("connection__oauth_client", "connection__workspace")
-                  .filter(state_hash=sha256_hex(state)).first())
+        record = (
+            AuthorizationState.objects.select_for_update()
+            .select_related("connection__oauth_client", "connection__workspace")
+            .filter(state_hash=sha256_hex(state))
+            .first()
+        )
         if record is None:
-            raise FlowError("This authorization response does not belong to a flow Tokenkeeper started "
-                            "(unknown state). Start the connection again.")
+            raise FlowError(
+                "This authorization response does not belong to a flow Tokenkeeper started "
+                "(unknown state). Start the connection again."
+            )
         replayed = record.used_at is not None
         if not replayed:
             record.used_at = timezone.now()
@@ -113,8 +122,9 @@ def flow_complete(*, session, params) -> FlowResult:
         raise _fail(connection, "The authorization took longer than 10 minutes and expired. Start again.")
     binding = session.get(SESSION_KEY)
     if not binding or sha256_hex(binding) != record.session_binding:
-        raise _fail(connection, "This authorization was started in another browser session. "
-                                "Start it again in this browser.")
+        raise _fail(
+            connection, "This authorization was started in another browser session. Start it again in this browser."
+        )
     if params.get("error"):
         error = params["error"]
         described = PROVIDER_ERRORS.get(error, f"The provider reported an error: {error}.")
@@ -129,22 +139,27 @@ def flow_complete(*, session, params) -> FlowResult:
     try:
         tokens = exchange_code(client, code=code, code_verifier=record.code_verifier or None)
     except TokenEndpointError as exc:
-        raise _fail(connection, f"Exchanging the authorization code failed. {exc.message} No tokens were stored; "
-                                "try again.") from None
+        raise _fail(
+            connection, f"Exchanging the authorization code failed. {exc.message} No tokens were stored; try again."
+        ) from None
     if not tokens.access_token:
         raise _fail(connection, "The provider returned no access token. No tokens were stored; try again.")
     try:
         identity = fetch_identity(client, access_token=tokens.access_token)
     except IdentityError as exc:
-        raise _fail(connection, f"The provider issued tokens, but reading the connected account failed: {exc} "
-                                "No tokens were stored; try again.") from None
+        raise _fail(
+            connection,
+            f"The provider issued tokens, but reading the connected account failed: {exc} "
+            "No tokens were stored; try again.",
+        ) from None
     return _store(connection, tokens, identity, issued_at, started_by=record.started_by)
 
 
 @transaction.atomic
 def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -> FlowResult:
-    connection = Connection.objects.select_for_update().select_related("oauth_client", "workspace").get(
-        pk=connection.pk)
+    connection = (
+        Connection.objects.select_for_update().select_related("oauth_client", "workspace").get(pk=connection.pk)
+    )
     reconnected = connection.connected_at is not None
     was_broken = connection.status == Status.NEEDS_REAUTH
     apply_tokens(connection, tokens, issued_at=issued_at)
@@ -164,11 +179,21 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
     connection.save()
     kind = EventKind.RECONNECTED if reconnected else EventKind.AUTHORIZED
     account = identity.name or identity.email if identity else ""
-    connection_event(connection, kind, f"Authorized{f' as {account}' if account else ''}.",
-                     account_id=connection.account_id, scopes=connection.granted_scopes)
+    connection_event(
+        connection,
+        kind,
+        f"Authorized{f' as {account}' if account else ''}.",
+        account_id=connection.account_id,
+        scopes=connection.granted_scopes,
+    )
     actor = Actor(user=started_by) if started_by else SYSTEM
-    audit_record(workspace=connection.workspace, actor=actor, action=f"connection.{kind}", target=connection,
-                 data={"account": account})
+    audit_record(
+        workspace=connection.workspace,
+        actor=actor,
+        action=f"connection.{kind}",
+        target=connection,
+        data={"account": account},
+    )
     if was_broken:
         connection_event(connection, EventKind.RECOVERED, "Re-authorized after the provider refused the refresh.")
         audit_record(workspace=connection.workspace, actor=actor, action="connection.recovered", target=connection)
@@ -178,24 +203,37 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
 
 # --- API-started flows -------------------------------------------------------------
 
+
 @transaction.atomic
 def connect_link_create(*, workspace, connection: Connection, actor: Actor) -> tuple[ConnectLink, str]:
     """A single-use, short-lived URL that an end user opens in any browser to authorize."""
     connection = Connection.objects.get(pk=connection.pk, workspace=workspace)
     token = secrets.token_urlsafe(32)
-    link = ConnectLink.objects.create(connection=connection, token_hash=sha256_hex(token),
-                                      created_by_label=actor.label,
-                                      expires_at=timezone.now() + CONNECT_LINK_LIFETIME)
-    audit_record(workspace=workspace, actor=actor, action="connection.connect_link_created", target=connection,
-                 data={"expires_at": link.expires_at.isoformat()})
+    link = ConnectLink.objects.create(
+        connection=connection,
+        token_hash=sha256_hex(token),
+        created_by_label=actor.label,
+        expires_at=timezone.now() + CONNECT_LINK_LIFETIME,
+    )
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.connect_link_created",
+        target=connection,
+        data={"expires_at": link.expires_at.isoformat()},
+    )
     return link, f"{settings.PUBLIC_BASE_URL}/oauth2/connect/{token}"
 
 
 def connect_link_redeem(*, token: str, session) -> str:
     """Use the link once: bind a new flow to this browser and return the provider URL."""
     with transaction.atomic():
-        link = (ConnectLink.objects.select_for_update().select_related("connection__oauth_client")
-                .filter(token_hash=sha256_hex(token)).first())
+        link = (
+            ConnectLink.objects.select_for_update()
+            .select_related("connection__oauth_client")
+            .filter(token_hash=sha256_hex(token))
+            .first()
+        )
         if link is None:
             raise FlowError("This connect link is not valid. Ask for a new one.")
         if link.used_at is not None:

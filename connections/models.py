@@ -21,12 +21,14 @@ class Connection(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Indexed by connection_workspace_status (workspace first): every index is
     # written on each refresh, so none is kept twice.
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="connections",
-                                  db_index=False)
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="connections", db_index=False
+    )
     oauth_client = models.ForeignKey("oauthclients.OAuthClient", on_delete=models.CASCADE, related_name="connections")
     name = models.CharField(max_length=100)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="connections")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="connections"
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
 
     access_token = EncryptedTextField(blank=True, default="")
@@ -48,8 +50,10 @@ class Connection(models.Model):
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     interrupted_at = models.DateTimeField(
-        null=True, blank=True,
-        help_text="Set when a claim ran out before its refresh finished (worker stopped mid-refresh).")
+        null=True,
+        blank=True,
+        help_text="Set when a claim ran out before its refresh finished (worker stopped mid-refresh).",
+    )
     refresh_failures = models.PositiveIntegerField(default=0)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
@@ -64,8 +68,11 @@ class Connection(models.Model):
         indexes = [
             # The sweeper's query: due refreshes only, so its cost follows the
             # number due, not the number stored.
-            models.Index(fields=["refresh_due_at"], name="connection_refresh_due",
-                         condition=models.Q(refresh_due_at__isnull=False)),
+            models.Index(
+                fields=["refresh_due_at"],
+                name="connection_refresh_due",
+                condition=models.Q(refresh_due_at__isnull=False),
+            ),
             models.Index(fields=["workspace", "status"], name="connection_workspace_status"),
         ]
 
@@ -123,8 +130,9 @@ class AuthorizationState(models.Model):
     state_hash = models.CharField(max_length=64, unique=True)
     session_binding = models.CharField(max_length=64, help_text="Hash of a random value kept in the browser session.")
     code_verifier = EncryptedTextField(blank=True, default="")
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

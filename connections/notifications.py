@@ -11,8 +11,9 @@ from .models import Connection
 
 def recipients(connection: Connection) -> list[str]:
     emails = set(
-        Membership.objects.filter(workspace_id=connection.workspace_id, role=Role.ADMIN)
-        .values_list("user__email", flat=True)
+        Membership.objects.filter(workspace_id=connection.workspace_id, role=Role.ADMIN).values_list(
+            "user__email", flat=True
+        )
     )
     if connection.owner_id and connection.owner and connection.owner.is_active:
         emails.add(connection.owner.email)
@@ -22,8 +23,10 @@ def recipients(connection: Connection) -> list[str]:
 def _send(connection: Connection, template: str, subject: str) -> None:
     from django.conf import settings
 
-    context = {"connection": connection, "url": f"{settings.PUBLIC_BASE_URL}/w/{connection.workspace.slug}"
-                                                 f"/connections/{connection.id}/"}
+    context = {
+        "connection": connection,
+        "url": f"{settings.PUBLIC_BASE_URL}/w/{connection.workspace.slug}/connections/{connection.id}/",
+    }
     body = render_to_string(template, context)
     for email in recipients(connection):
         send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
@@ -31,10 +34,18 @@ def _send(connection: Connection, template: str, subject: str) -> None:
 
 def notify_needs_reauth(connection: Connection) -> None:
     """Once per incident: call only on the transition into needs_reauth."""
-    transaction.on_commit(lambda: _send(connection, "connections/email/needs_reauth.txt",
-                                        f"[Tokenkeeper] Connection “{connection.name}” needs re-authorization"))
+    transaction.on_commit(
+        lambda: _send(
+            connection,
+            "connections/email/needs_reauth.txt",
+            f"[Tokenkeeper] Connection “{connection.name}” needs re-authorization",
+        )
+    )
 
 
 def notify_recovered(connection: Connection) -> None:
-    transaction.on_commit(lambda: _send(connection, "connections/email/recovered.txt",
-                                        f"[Tokenkeeper] Connection “{connection.name}” works again"))
+    transaction.on_commit(
+        lambda: _send(
+            connection, "connections/email/recovered.txt", f"[Tokenkeeper] Connection “{connection.name}” works again"
+        )
+    )

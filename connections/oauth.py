@@ -48,8 +48,9 @@ class TokenSet:
 class TokenEndpointError(Exception):
     """A token request that did not yield tokens; ``kind`` says what to do next."""
 
-    def __init__(self, message: str, *, kind: str, status: int | None = None, error: str = "",
-                 retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, kind: str, status: int | None = None, error: str = "", retry_after: float | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.kind = kind
@@ -103,8 +104,9 @@ def new_pkce_verifier() -> str:
 def authorization_url(client, *, state: str, code_verifier: str | None) -> str:
     extra = dict(client.provider_spec.extra_authorize_params)
     session = _session(client, code_challenge_method="S256" if code_verifier else None)
-    url, _ = session.create_authorization_url(client.authorization_url, state=state,
-                                              code_verifier=code_verifier, **extra)
+    url, _ = session.create_authorization_url(
+        client.authorization_url, state=state, code_verifier=code_verifier, **extra
+    )
     return url
 
 
@@ -129,13 +131,24 @@ def _classify(response: requests.Response | None, exc: Exception) -> TokenEndpoi
     description = getattr(exc, "description", "") or ""
     detail = f"{error}: {description}" if description else error or f"HTTP {status}"
     if status == 429 or status >= 500:
-        return TokenEndpointError(f"The provider answered HTTP {status} ({detail}).", kind=TRANSIENT,
-                                  status=status, error=error, retry_after=retry_after)
+        return TokenEndpointError(
+            f"The provider answered HTTP {status} ({detail}).",
+            kind=TRANSIENT,
+            status=status,
+            error=error,
+            retry_after=retry_after,
+        )
     if response.headers.get("Reason") == "TooEarlyToRefreshTokens" or "not expired" in description:
-        return TokenEndpointError(f"The provider refused an early refresh ({detail}).", kind=TOO_EARLY,
-                                  status=status, error=error, retry_after=retry_after)
-    return TokenEndpointError(f"The provider refused the request: {detail} (HTTP {status}).", kind=PERMANENT,
-                              status=status, error=error)
+        return TokenEndpointError(
+            f"The provider refused an early refresh ({detail}).",
+            kind=TOO_EARLY,
+            status=status,
+            error=error,
+            retry_after=retry_after,
+        )
+    return TokenEndpointError(
+        f"The provider refused the request: {detail} (HTTP {status}).", kind=PERMANENT, status=status, error=error
+    )
 
 
 _pools = threading.local()
@@ -194,14 +207,26 @@ def _token_request(client, call) -> TokenSet:
 
 def exchange_code(client, *, code: str, code_verifier: str | None) -> TokenSet:
     kwargs = {"code_verifier": code_verifier} if code_verifier else {}
-    return _token_request(client, lambda s: s.fetch_token(client.token_url, grant_type="authorization_code",
-                                                          code=code, timeout=TIMEOUT, **kwargs,
-                                                          **_environment_settings(client.token_url)))
+    return _token_request(
+        client,
+        lambda s: s.fetch_token(
+            client.token_url,
+            grant_type="authorization_code",
+            code=code,
+            timeout=TIMEOUT,
+            **kwargs,
+            **_environment_settings(client.token_url),
+        ),
+    )
 
 
 def refresh_tokens(client, *, refresh_token: str) -> TokenSet:
-    return _token_request(client, lambda s: s.refresh_token(client.token_url, refresh_token=refresh_token,
-                                                            timeout=TIMEOUT, **_environment_settings(client.token_url)))
+    return _token_request(
+        client,
+        lambda s: s.refresh_token(
+            client.token_url, refresh_token=refresh_token, timeout=TIMEOUT, **_environment_settings(client.token_url)
+        ),
+    )
 
 
 def fetch_identity(client, *, access_token: str):
@@ -212,8 +237,11 @@ def fetch_identity(client, *, access_token: str):
         return None
     try:
         assert_public_url(url)
-        response = requests.get(url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-                                timeout=(CONNECT_TIMEOUT, 30))
+        response = requests.get(
+            url,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            timeout=(CONNECT_TIMEOUT, 30),
+        )
     except (UnsafeURLError, requests.RequestException) as exc:
         raise IdentityError(f"Could not reach the identity endpoint: {type(exc).__name__}.") from None
     if response.status_code != 200:
@@ -222,5 +250,3 @@ def fetch_identity(client, *, access_token: str):
         return provider.parse_identity(response.json())
     except (ValueError, KeyError, IndexError, TypeError):
         raise IdentityError("The identity endpoint returned a response we could not read.") from None
-
-

@@ -60,6 +60,7 @@ class RefreshOutcome:
 
 # --- Claiming (the sweeper) -------------------------------------------------------------
 
+
 def refresh_claim_due(*, now: datetime | None = None, limit: int = 500) -> tuple[list[uuid.UUID], uuid.UUID]:
     """Claim up to ``limit`` due connections; returns their ids and the lease token."""
     now = now or timezone.now()
@@ -76,8 +77,9 @@ def refresh_claim_due(*, now: datetime | None = None, limit: int = 500) -> tuple
         if ids:
             Connection.objects.filter(id__in=ids).update(
                 # A lease still present here ran out without being released.
-                interrupted_at=Case(When(lease_token__isnull=False, then=F("lease_expires_at")),
-                                    default=F("interrupted_at")),
+                interrupted_at=Case(
+                    When(lease_token__isnull=False, then=F("lease_expires_at")), default=F("interrupted_at")
+                ),
                 lease_token=lease,
                 lease_expires_at=now + timedelta(seconds=lease_seconds()),
             )
@@ -85,6 +87,7 @@ def refresh_claim_due(*, now: datetime | None = None, limit: int = 500) -> tuple
 
 
 # --- Refreshing ---------------------------------------------------------------------------------
+
 
 def _backoff(failures: int, retry_after: float | None) -> float:
     """Exponential backoff with jitter: 30 s, 60 s, 2 min … at most an hour.
@@ -105,12 +108,33 @@ def _release(connection: Connection) -> None:
 
 # What a refresh task never reads: left out of its locked SELECT (a deferred
 # field still loads on first access, and assigning one saves it).
-_COLD_FIELDS = ("access_token", "account_id", "account_name", "account_email", "account_details", "connected_at",
-                "created_at")
-_SUCCESS_FIELDS = ("access_token", "token_type", "access_token_expires_at", "access_token_lifetime",
-                   "granted_scopes", "refresh_token", "refresh_token_expires_at", "refresh_due_at", "status",
-                   "refresh_failures", "last_refreshed_at", "last_error", "last_error_at", "lease_token",
-                   "lease_expires_at", "interrupted_at")
+_COLD_FIELDS = (
+    "access_token",
+    "account_id",
+    "account_name",
+    "account_email",
+    "account_details",
+    "connected_at",
+    "created_at",
+)
+_SUCCESS_FIELDS = (
+    "access_token",
+    "token_type",
+    "access_token_expires_at",
+    "access_token_lifetime",
+    "granted_scopes",
+    "refresh_token",
+    "refresh_token_expires_at",
+    "refresh_due_at",
+    "status",
+    "refresh_failures",
+    "last_refreshed_at",
+    "last_error",
+    "last_error_at",
+    "lease_token",
+    "lease_expires_at",
+    "interrupted_at",
+)
 
 
 def _succeed(connection: Connection, tokens, issued_at: datetime, *, on_demand: bool) -> RefreshOutcome:
@@ -125,12 +149,17 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, on_demand: 
     _release(connection)
     # Only the columns that changed: the UPDATE is built per refresh, and the
     # engine does hundreds a second (docs/benchmarks.md).
-    connection.save(update_fields=[name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]]
-                    + ["updated_at"])
+    connection.save(
+        update_fields=[name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]] + ["updated_at"]
+    )
     detail = "Refreshed on demand by the token API." if on_demand else "Refreshed."
-    connection_event(connection, EventKind.REFRESHED, detail,
-                     expires_at=connection.access_token_expires_at.isoformat(),
-                     rotated=bool(tokens.refresh_token))
+    connection_event(
+        connection,
+        EventKind.REFRESHED,
+        detail,
+        expires_at=connection.access_token_expires_at.isoformat(),
+        rotated=bool(tokens.refresh_token),
+    )
     if was == Status.REFRESH_FAILING:
         connection_event(connection, EventKind.RECOVERED, "Refreshing works again.")
     return RefreshOutcome("refreshed", connection)
@@ -146,8 +175,13 @@ def _needs_reauth(connection: Connection, message: str) -> RefreshOutcome:
     connection.save()
     if not already:
         connection_event(connection, EventKind.NEEDS_REAUTH, message)
-        audit_record(workspace=connection.workspace, actor=SYSTEM, action="connection.needs_reauth",
-                     target=connection, data={"reason": message})
+        audit_record(
+            workspace=connection.workspace,
+            actor=SYSTEM,
+            action="connection.needs_reauth",
+            target=connection,
+            data={"reason": message},
+        )
         notify_needs_reauth(connection)
     return RefreshOutcome("needs_reauth", connection, message)
 
@@ -166,26 +200,37 @@ def _fail(connection: Connection, error: TokenEndpointError) -> RefreshOutcome:
     connection.last_error_at = now
     _release(connection)
     connection.save()
-    connection_event(connection, EventKind.REFRESH_FAILED, error.message, attempt=connection.refresh_failures,
-                     retry_in_seconds=round(delay, 1), status=error.status)
+    connection_event(
+        connection,
+        EventKind.REFRESH_FAILED,
+        error.message,
+        attempt=connection.refresh_failures,
+        retry_in_seconds=round(delay, 1),
+        status=error.status,
+    )
     return RefreshOutcome("failed", connection, error.message, retry_at=connection.refresh_due_at)
 
 
 def _permanent_message(connection: Connection, error: TokenEndpointError, lease_token) -> str:
     if connection.interrupted_at is not None:
-        return (f"{error.message} The previous refresh was interrupted (its claim ran out at "
-                f"{connection.interrupted_at:%Y-%m-%d %H:%M:%S} UTC without an answer being stored): the provider "
-                "had most likely already rotated the refresh token. Reconnect to authorize again.")
+        return (
+            f"{error.message} The previous refresh was interrupted (its claim ran out at "
+            f"{connection.interrupted_at:%Y-%m-%d %H:%M:%S} UTC without an answer being stored): the provider "
+            "had most likely already rotated the refresh token. Reconnect to authorize again."
+        )
     if connection.lease_token is not None and connection.lease_token != lease_token:
         # A worker's claim is still on the row but it no longer holds the lock:
         # that worker stopped, most likely mid-refresh.
-        return (f"{error.message} A refresh claimed by a worker was interrupted before its answer was stored: the "
-                "provider had most likely already rotated the refresh token. Reconnect to authorize again.")
+        return (
+            f"{error.message} A refresh claimed by a worker was interrupted before its answer was stored: the "
+            "provider had most likely already rotated the refresh token. Reconnect to authorize again."
+        )
     return f"{error.message} Reconnect to authorize again."
 
 
-def connection_refresh(*, connection_id, lease_token: uuid.UUID | None = None, force: bool = False,
-                       on_demand: bool = False) -> RefreshOutcome:
+def connection_refresh(
+    *, connection_id, lease_token: uuid.UUID | None = None, force: bool = False, on_demand: bool = False
+) -> RefreshOutcome:
     """Refresh one connection under its row lock.
 
     From a task, ``lease_token`` must match the claim. ``on_demand`` (the token
@@ -210,9 +255,12 @@ def connection_refresh(*, connection_id, lease_token: uuid.UUID | None = None, f
                 connection.save(update_fields=["lease_token", "lease_expires_at", "interrupted_at", "updated_at"])
             return RefreshOutcome("skipped", connection, skip)
         if connection.refresh_token_expires_at and connection.refresh_token_expires_at <= now:
-            return _needs_reauth(connection, f"The refresh token expired at "
-                                             f"{connection.refresh_token_expires_at:%Y-%m-%d %H:%M:%S} UTC. "
-                                             "Reconnect to authorize again.")
+            return _needs_reauth(
+                connection,
+                f"The refresh token expired at "
+                f"{connection.refresh_token_expires_at:%Y-%m-%d %H:%M:%S} UTC. "
+                "Reconnect to authorize again.",
+            )
         issued_at = timezone.now()
         try:
             tokens = refresh_tokens(connection.oauth_client, refresh_token=connection.refresh_token)
@@ -222,8 +270,9 @@ def connection_refresh(*, connection_id, lease_token: uuid.UUID | None = None, f
                 return _needs_reauth(connection, _permanent_message(connection, error, lease_token))
             return _fail(connection, error)
         if not tokens.access_token:
-            return _fail(connection, TokenEndpointError("The provider answered without an access token.",
-                                                        kind="transient"))
+            return _fail(
+                connection, TokenEndpointError("The provider answered without an access token.", kind="transient")
+            )
         return _succeed(connection, tokens, issued_at, on_demand=on_demand)
 
 
@@ -233,8 +282,11 @@ def _skip_reason(connection: Connection, now: datetime, *, force: bool) -> str:
     if not connection.refresh_token:
         return "The connection has no refresh token."
     if force:
-        opens = connection.oauth_client.provider_spec.refresh_policy.window_opens_at(
-            connection.access_token_expires_at) if connection.access_token_expires_at else None
+        opens = (
+            connection.oauth_client.provider_spec.refresh_policy.window_opens_at(connection.access_token_expires_at)
+            if connection.access_token_expires_at
+            else None
+        )
         if opens and now < opens:
             return f"The provider accepts a refresh only from {opens:%H:%M:%S} UTC."
         return ""
@@ -247,34 +299,48 @@ def connection_refresh_now(*, workspace, connection: Connection, actor: Actor) -
     """An admin's "refresh now": immediately, or as soon as the provider's window opens."""
     connection = Connection.objects.select_related("oauth_client").get(pk=connection.pk, workspace=workspace)
     if connection.status not in REFRESHABLE or not connection.refresh_token:
-        raise ConflictError(_skip_reason(connection, timezone.now(), force=True) + " Reconnect it instead.",
-                            code="not_refreshable")
+        raise ConflictError(
+            _skip_reason(connection, timezone.now(), force=True) + " Reconnect it instead.", code="not_refreshable"
+        )
     policy = connection.oauth_client.provider_spec.refresh_policy
     opens = policy.window_opens_at(connection.access_token_expires_at) if connection.access_token_expires_at else None
     if opens and timezone.now() < opens:
         at = policy.due_at(connection.access_token_expires_at, connection.access_token_lifetime or 0)
         Connection.objects.filter(pk=connection.pk, refresh_due_at__gt=at).update(refresh_due_at=at)
-        message = (f"{connection.oauth_client.get_provider_display()} accepts a refresh only in the last "
-                   f"{policy.window_seconds} s before expiry; it will happen at {at:%H:%M:%S} UTC.")
-        audit_record(workspace=workspace, actor=actor, action="connection.refresh_requested", target=connection,
-                     data={"refresh_at": at.isoformat()})
+        message = (
+            f"{connection.oauth_client.get_provider_display()} accepts a refresh only in the last "
+            f"{policy.window_seconds} s before expiry; it will happen at {at:%H:%M:%S} UTC."
+        )
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="connection.refresh_requested",
+            target=connection,
+            data={"refresh_at": at.isoformat()},
+        )
         return RefreshOutcome("scheduled", connection, message, retry_at=at)
     outcome = connection_refresh(connection_id=connection.pk, force=True)
-    audit_record(workspace=workspace, actor=actor, action="connection.refresh_forced", target=connection,
-                 data={"result": outcome.result})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.refresh_forced",
+        target=connection,
+        data={"result": outcome.result},
+    )
     return outcome
 
 
 # --- Admin actions -----------------------------------------------------------------------------------
 
+
 @transaction.atomic
 def connection_mark_needs_reauth(*, workspace, connection: Connection, actor: Actor, reason: str = "") -> Connection:
-    connection = Connection.objects.select_for_update().select_related("workspace", "oauth_client").get(
-        pk=connection.pk, workspace=workspace)
+    connection = (
+        Connection.objects.select_for_update()
+        .select_related("workspace", "oauth_client")
+        .get(pk=connection.pk, workspace=workspace)
+    )
     message = reason or f"Marked for re-authorization by {actor.label}."
     _needs_reauth(connection, message)
     audit_record(workspace=workspace, actor=actor, action="connection.marked_needs_reauth", target=connection)
     return connection
-
-
-

@@ -22,9 +22,25 @@ class ConnectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Connection
         fields = [
-            "id", "name", "oauth_client", "oauth_client_name", "provider", "status", "owner", "account",
-            "token_type", "granted_scopes", "access_token_expires_at", "refresh_token_expires_at", "refresh_due_at",
-            "last_refreshed_at", "refresh_failures", "last_error", "last_error_at", "connected_at", "created_at",
+            "id",
+            "name",
+            "oauth_client",
+            "oauth_client_name",
+            "provider",
+            "status",
+            "owner",
+            "account",
+            "token_type",
+            "granted_scopes",
+            "access_token_expires_at",
+            "refresh_token_expires_at",
+            "refresh_due_at",
+            "last_refreshed_at",
+            "refresh_failures",
+            "last_error",
+            "last_error_at",
+            "connected_at",
+            "created_at",
             "updated_at",
         ]
         read_only_fields = fields
@@ -49,8 +65,6 @@ class ConnectionEventSerializer(serializers.ModelSerializer):
         model = ConnectionEvent
         fields = ["id", "kind", "detail", "data", "created_at"]
         read_only_fields = fields
-
-
 
 
 class AccessTokenSerializer(serializers.Serializer):

@@ -48,11 +48,17 @@ def _clean_name(name: str) -> str:
 def connection_create(*, workspace, oauth_client, name: str, owner, actor: Actor) -> Connection:
     if oauth_client is None or oauth_client.workspace_id != workspace.id:
         raise ServiceError("Choose an OAuth client of this workspace.", field="oauth_client")
-    connection = Connection.objects.create(workspace=workspace, oauth_client=oauth_client, name=_clean_name(name),
-                                           owner=owner)
+    connection = Connection.objects.create(
+        workspace=workspace, oauth_client=oauth_client, name=_clean_name(name), owner=owner
+    )
     connection_event(connection, EventKind.CREATED, f"Created by {actor.label}.")
-    audit_record(workspace=workspace, actor=actor, action="connection.created", target=connection,
-                 data={"name": connection.name, "oauth_client": oauth_client.name})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.created",
+        target=connection,
+        data={"name": connection.name, "oauth_client": oauth_client.name},
+    )
     return connection
 
 
@@ -63,8 +69,13 @@ def connection_rename(*, workspace, connection: Connection, name: str, actor: Ac
     if name != old:
         Connection.objects.filter(pk=connection.pk, workspace=workspace).update(name=name, updated_at=timezone.now())
         connection.name = name
-        audit_record(workspace=workspace, actor=actor, action="connection.renamed", target=connection,
-                     data={"from": old, "to": name})
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="connection.renamed",
+            target=connection,
+            data={"from": old, "to": name},
+        )
     return connection
 
 
@@ -89,14 +100,24 @@ def connection_disconnect(*, workspace, connection: Connection, actor: Actor, re
     connection.status = Status.REVOKED
     connection.save()
     connection_event(connection, EventKind.REVOKED, reason or f"Disconnected by {actor.label}.")
-    audit_record(workspace=workspace, actor=actor, action="connection.revoked", target=connection,
-                 data={"reason": reason} if reason else {})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.revoked",
+        target=connection,
+        data={"reason": reason} if reason else {},
+    )
     return connection
 
 
 @transaction.atomic
 def connection_delete(*, workspace, connection: Connection, actor: Actor) -> None:
     connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
-    audit_record(workspace=workspace, actor=actor, action="connection.deleted", target=connection,
-                 data={"name": connection.name, "status": connection.status})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.deleted",
+        target=connection,
+        data={"name": connection.name, "status": connection.status},
+    )
     connection.delete()

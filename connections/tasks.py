@@ -21,25 +21,34 @@ def refresh_sweep() -> int:
     while True:
         ids, lease = refresh.refresh_claim_due(limit=SWEEP_BATCH)
         for batch in batches.refresh_batches(ids):
-            refresh_connections.apply_async(args=[[str(i) for i in batch], str(lease)],
-                                            expires=settings.REFRESH_LEASE_SECONDS)
+            refresh_connections.apply_async(
+                args=[[str(i) for i in batch], str(lease)], expires=settings.REFRESH_LEASE_SECONDS
+            )
         queued += len(ids)
         if len(ids) < SWEEP_BATCH:
             return queued
 
 
-@shared_task(name="connections.tasks.refresh_connections", ignore_result=True, acks_late=True,
-             time_limit=settings.REFRESH_TASK_TIME_LIMIT,
-             soft_time_limit=soft_time_limit_for(settings.REFRESH_TASK_TIME_LIMIT))
+@shared_task(
+    name="connections.tasks.refresh_connections",
+    ignore_result=True,
+    acks_late=True,
+    time_limit=settings.REFRESH_TASK_TIME_LIMIT,
+    soft_time_limit=soft_time_limit_for(settings.REFRESH_TASK_TIME_LIMIT),
+)
 def refresh_connections(connection_ids: list[str], lease_token: str) -> dict[str, int]:
     import uuid
 
     return batches.connections_refresh_claimed(connection_ids=connection_ids, lease_token=uuid.UUID(lease_token))
 
 
-@shared_task(name="connections.tasks.refresh_connection", ignore_result=True, acks_late=True,
-             time_limit=settings.REFRESH_TASK_TIME_LIMIT,
-             soft_time_limit=soft_time_limit_for(settings.REFRESH_TASK_TIME_LIMIT))
+@shared_task(
+    name="connections.tasks.refresh_connection",
+    ignore_result=True,
+    acks_late=True,
+    time_limit=settings.REFRESH_TASK_TIME_LIMIT,
+    soft_time_limit=soft_time_limit_for(settings.REFRESH_TASK_TIME_LIMIT),
+)
 def refresh_connection(connection_id: str, lease_token: str) -> str:
     """One claimed connection (what sweeps queued before batches existed; still served)."""
     import uuid
@@ -47,8 +56,7 @@ def refresh_connection(connection_id: str, lease_token: str) -> str:
     return refresh.connection_refresh(connection_id=connection_id, lease_token=uuid.UUID(lease_token)).result
 
 
-@shared_task(name="connections.tasks.connection_events_purge", ignore_result=True, time_limit=600,
-             soft_time_limit=540)
+@shared_task(name="connections.tasks.connection_events_purge", ignore_result=True, time_limit=600, soft_time_limit=540)
 def connection_events_purge() -> int:
     from .services import connection_events_purge as purge
 

@@ -15,8 +15,9 @@ from .forms import ConnectionForm, RenameForm
 
 class ConnectionMixin(WorkspaceViewMixin):
     def get_connection(self):
-        connection = selectors.connection_get(workspace=self.workspace, membership=self.membership,
-                                              connection_id=self.kwargs["connection_id"])
+        connection = selectors.connection_get(
+            workspace=self.workspace, membership=self.membership, connection_id=self.kwargs["connection_id"]
+        )
         if connection is None:
             raise Http404("No such connection.")
         return connection
@@ -45,13 +46,15 @@ class ConnectionCreateView(ConnectionMixin, FormView):
 
     def form_valid(self, form):
         try:
-            connection = services.connection_create(workspace=self.workspace, owner=self.request.user,
-                                                    actor=self.actor, **form.cleaned_data)
+            connection = services.connection_create(
+                workspace=self.workspace, owner=self.request.user, actor=self.actor, **form.cleaned_data
+            )
         except ServiceError as error:
             add_service_error(form, error)
             return self.form_invalid(form)
-        messages.success(self.request, f"Connection “{connection.name}” created. Click Connect to authorize it "
-                                       "at the provider.")
+        messages.success(
+            self.request, f"Connection “{connection.name}” created. Click Connect to authorize it at the provider."
+        )
         return self.back_to(connection)
 
 
@@ -61,8 +64,11 @@ class ConnectionDetailView(ConnectionMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         connection = self.get_connection()
-        context.update(connection=connection, events=selectors.connection_events(connection=connection),
-                       rename_form=RenameForm(initial={"name": connection.name}))
+        context.update(
+            connection=connection,
+            events=selectors.connection_events(connection=connection),
+            rename_form=RenameForm(initial={"name": connection.name}),
+        )
         return context
 
 
@@ -76,8 +82,9 @@ class ConnectView(ConnectionMixin, View):
 
 class DisconnectView(ConnectionMixin, View):
     def post(self, request, workspace, connection_id):
-        connection = services.connection_disconnect(workspace=self.workspace, connection=self.get_connection(),
-                                                    actor=self.actor)
+        connection = services.connection_disconnect(
+            workspace=self.workspace, connection=self.get_connection(), actor=self.actor
+        )
         messages.success(request, f"“{connection.name}” disconnected: its tokens were deleted.")
         return self.back_to(connection)
 
@@ -89,8 +96,9 @@ class RenameView(ConnectionMixin, View):
         try:
             if not form.is_valid():
                 raise ServiceError("Enter a name of at most 100 characters.", field="name")
-            services.connection_rename(workspace=self.workspace, connection=connection, actor=self.actor,
-                                       name=form.cleaned_data["name"])
+            services.connection_rename(
+                workspace=self.workspace, connection=connection, actor=self.actor, name=form.cleaned_data["name"]
+            )
             messages.success(request, "Connection renamed.")
         except ServiceError as error:
             messages.error(request, error.message)

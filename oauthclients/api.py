@@ -43,14 +43,21 @@ class OAuthClientViewSet(WorkspaceAPIMixin, viewsets.ModelViewSet):
         serializer.instance = selectors.oauth_client_get(workspace=self.workspace, client_id=client.id)
 
     def perform_update(self, serializer):
-        client = services.oauth_client_update(workspace=self.workspace, client=serializer.instance, actor=self.actor,
-                                              **serializer.validated_data)
+        client = services.oauth_client_update(
+            workspace=self.workspace, client=serializer.instance, actor=self.actor, **serializer.validated_data
+        )
         serializer.instance = selectors.oauth_client_get(workspace=self.workspace, client_id=client.id)
 
-    @extend_schema(parameters=[OpenApiParameter(
-        "revoke_connections", bool, description="Confirm that connections using the client will be revoked.")])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "revoke_connections", bool, description="Confirm that connections using the client will be revoked."
+            )
+        ]
+    )
     def destroy(self, request, *args, **kwargs):
         revoke = request.query_params.get("revoke_connections", "").lower() in ("1", "true", "yes")
-        services.oauth_client_delete(workspace=self.workspace, client=self.get_object(), actor=self.actor,
-                                     revoke_connections=revoke)
+        services.oauth_client_delete(
+            workspace=self.workspace, client=self.get_object(), actor=self.actor, revoke_connections=revoke
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -10,27 +10,41 @@ class OAuthClientForm(forms.Form):
     """Register or edit a client. Labels follow the provider docs users read."""
 
     provider = forms.ChoiceField(label="Type", choices=PROVIDER_CHOICES)
-    site = forms.ChoiceField(label="Country site", choices=list(SITES.items()), required=False, initial="nl",
-                             help_text="Where your Exact Online app is registered; fills in the URLs.")
+    site = forms.ChoiceField(
+        label="Country site",
+        choices=list(SITES.items()),
+        required=False,
+        initial="nl",
+        help_text="Where your Exact Online app is registered; fills in the URLs.",
+    )
     name = forms.CharField(label="Name", max_length=100)
     client_id = forms.CharField(label="Client ID", max_length=255)
-    client_secret = forms.CharField(label="Client Secret", widget=forms.PasswordInput(render_value=False),
-                                    strip=True)
-    webhook_secret = forms.CharField(label="Webhook Secret", required=False,
-                                     widget=forms.PasswordInput(render_value=False),
-                                     help_text="Optional: to verify the provider's webhook calls.")
+    client_secret = forms.CharField(label="Client Secret", widget=forms.PasswordInput(render_value=False), strip=True)
+    webhook_secret = forms.CharField(
+        label="Webhook Secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Optional: to verify the provider's webhook calls.",
+    )
     authorization_url = forms.CharField(label="Authorization URL", max_length=500, widget=URL_WIDGET)
     token_url = forms.CharField(label="Token URL", max_length=500, widget=URL_WIDGET)
     access_token_expires_in = forms.CharField(label="Access Token Expires In", help_text="Milliseconds, e.g. 3599999.")
-    refresh_token_expires_in = forms.CharField(label="Refresh Token Expires In",
-                                               help_text="Milliseconds, e.g. 7775999999; 0 means never.")
-    scopes = forms.CharField(label="Scopes", required=False, max_length=1000,
-                             help_text="Space-separated, as the provider names them.")
+    refresh_token_expires_in = forms.CharField(
+        label="Refresh Token Expires In", help_text="Milliseconds, e.g. 7775999999; 0 means never."
+    )
+    scopes = forms.CharField(
+        label="Scopes", required=False, max_length=1000, help_text="Space-separated, as the provider names them."
+    )
     token_endpoint_auth_method = forms.ChoiceField(label="Client authentication method", choices=AUTH_METHODS)
     use_pkce = forms.BooleanField(label="Use PKCE (S256)", required=False)
     api_base_url = forms.CharField(label="API base URL", required=False, max_length=500, widget=URL_WIDGET)
-    identity_url = forms.CharField(label="Identity URL", required=False, max_length=500, widget=URL_WIDGET,
-                                   help_text="Optional: an endpoint that returns who connected (userinfo).")
+    identity_url = forms.CharField(
+        label="Identity URL",
+        required=False,
+        max_length=500,
+        widget=URL_WIDGET,
+        help_text="Optional: an endpoint that returns who connected (userinfo).",
+    )
 
     ADVANCED = ("scopes", "token_endpoint_auth_method", "use_pkce", "api_base_url", "identity_url")
 
@@ -46,12 +60,17 @@ class OAuthClientForm(forms.Form):
     def initial_for(cls, provider_key: str = "exact_online") -> dict:
         provider = get_provider(provider_key)
         return {
-            "provider": provider.key, "site": "nl", "authorization_url": provider.authorization_url,
-            "token_url": provider.token_url, "scopes": provider.scopes,
+            "provider": provider.key,
+            "site": "nl",
+            "authorization_url": provider.authorization_url,
+            "token_url": provider.token_url,
+            "scopes": provider.scopes,
             "access_token_expires_in": provider.access_token_expires_in_ms,
             "refresh_token_expires_in": provider.refresh_token_expires_in_ms,
-            "token_endpoint_auth_method": provider.token_endpoint_auth_method, "use_pkce": provider.use_pkce,
-            "api_base_url": provider.api_base_url, "identity_url": provider.identity_url,
+            "token_endpoint_auth_method": provider.token_endpoint_auth_method,
+            "use_pkce": provider.use_pkce,
+            "api_base_url": provider.api_base_url,
+            "identity_url": provider.identity_url,
         }
 
     def basic_fields(self):
@@ -62,10 +81,12 @@ class OAuthClientForm(forms.Form):
 
 
 class ReplaceSecretForm(forms.Form):
-    client_secret = forms.CharField(label="New Client Secret", required=False,
-                                    widget=forms.PasswordInput(render_value=False))
-    webhook_secret = forms.CharField(label="New Webhook Secret", required=False,
-                                     widget=forms.PasswordInput(render_value=False))
+    client_secret = forms.CharField(
+        label="New Client Secret", required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    webhook_secret = forms.CharField(
+        label="New Webhook Secret", required=False, widget=forms.PasswordInput(render_value=False)
+    )
 
     def clean(self):
         data = super().clean()

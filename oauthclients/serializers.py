@@ -7,10 +7,12 @@ from .providers import AUTH_METHODS, PROVIDER_CHOICES
 class OAuthClientSerializer(serializers.ModelSerializer):
     """Secrets are write-only: responses never carry them."""
 
-    client_secret = serializers.CharField(write_only=True, required=True, allow_blank=True,
-                                          style={"input_type": "password"})
-    webhook_secret = serializers.CharField(write_only=True, required=False, allow_blank=True,
-                                           style={"input_type": "password"})
+    client_secret = serializers.CharField(
+        write_only=True, required=True, allow_blank=True, style={"input_type": "password"}
+    )
+    webhook_secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
     provider = serializers.ChoiceField(choices=PROVIDER_CHOICES)
     redirect_uri = serializers.CharField(read_only=True)
     connections_count = serializers.IntegerField(read_only=True, default=0)
@@ -28,14 +30,35 @@ class OAuthClientSerializer(serializers.ModelSerializer):
     class Meta:
         model = OAuthClient
         fields = [
-            "id", "provider", "site", "name", "client_id", "client_secret", "webhook_secret", "has_webhook_secret",
-            "authorization_url", "token_url", "scopes", "access_token_expires_in", "refresh_token_expires_in",
-            "token_endpoint_auth_method", "use_pkce", "api_base_url", "identity_url", "redirect_uri",
-            "connections_count", "created_at", "updated_at",
+            "id",
+            "provider",
+            "site",
+            "name",
+            "client_id",
+            "client_secret",
+            "webhook_secret",
+            "has_webhook_secret",
+            "authorization_url",
+            "token_url",
+            "scopes",
+            "access_token_expires_in",
+            "refresh_token_expires_in",
+            "token_endpoint_auth_method",
+            "use_pkce",
+            "api_base_url",
+            "identity_url",
+            "redirect_uri",
+            "connections_count",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "redirect_uri", "connections_count", "created_at", "updated_at"]
-        extra_kwargs = {"name": {"validators": []}, "site": {"required": False}, "scopes": {"required": False},
-                        "client_id": {"allow_blank": True, "required": False}}
+        extra_kwargs = {
+            "name": {"validators": []},
+            "site": {"required": False},
+            "scopes": {"required": False},
+            "client_id": {"allow_blank": True, "required": False},
+        }
 
     def get_has_webhook_secret(self, client) -> bool:
         return bool(client.webhook_secret)
@@ -51,9 +74,13 @@ class OAuthClientSerializer(serializers.ModelSerializer):
 
 
 class OAuthClientUpdateSerializer(OAuthClientSerializer):
-    client_secret = serializers.CharField(write_only=True, required=False, allow_blank=True,
-                                          style={"input_type": "password"},
-                                          help_text="A new value replaces the stored secret.")
+    client_secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        style={"input_type": "password"},
+        help_text="A new value replaces the stored secret.",
+    )
     provider = serializers.ChoiceField(choices=PROVIDER_CHOICES, read_only=True)
 
 

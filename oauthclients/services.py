@@ -14,13 +14,23 @@ from .providers.exact_online import SITES, site_urls
 
 URL_FIELDS = ("authorization_url", "token_url", "api_base_url", "identity_url")
 EDITABLE_FIELDS = (
-    "name", "client_id", "authorization_url", "token_url", "scopes", "access_token_expires_in",
-    "refresh_token_expires_in", "token_endpoint_auth_method", "use_pkce", "api_base_url", "identity_url", "site",
+    "name",
+    "client_id",
+    "authorization_url",
+    "token_url",
+    "scopes",
+    "access_token_expires_in",
+    "refresh_token_expires_in",
+    "token_endpoint_auth_method",
+    "use_pkce",
+    "api_base_url",
+    "identity_url",
+    "site",
 )
 LIFETIME_MESSAGES = {
     "access_token_expires_in": "Enter the access-token lifetime in milliseconds as a whole number above 0, e.g. 3599999.",
     "refresh_token_expires_in": "Enter the refresh-token lifetime in milliseconds as a whole number, 0 for never, "
-                                "e.g. 7775999999.",
+    "e.g. 7775999999.",
 }
 MAX_LIFETIME_MS = 2**63 - 1  # what the BigIntegerField column holds
 
@@ -53,10 +63,14 @@ def _apply_provider_defaults(data: dict) -> dict:
         data["use_pkce"] = False
     else:
         data["site"] = ""
-    for key, default in (("authorization_url", provider.authorization_url), ("token_url", provider.token_url),
-                         ("scopes", provider.scopes), ("api_base_url", provider.api_base_url),
-                         ("identity_url", provider.identity_url),
-                         ("token_endpoint_auth_method", provider.token_endpoint_auth_method)):
+    for key, default in (
+        ("authorization_url", provider.authorization_url),
+        ("token_url", provider.token_url),
+        ("scopes", provider.scopes),
+        ("api_base_url", provider.api_base_url),
+        ("identity_url", provider.identity_url),
+        ("token_endpoint_auth_method", provider.token_endpoint_auth_method),
+    ):
         if data.get(key) in (None, ""):
             data[key] = default
     if data.get("use_pkce") is None:
@@ -118,8 +132,9 @@ def _require_secret(value: str | None, field: str = "client_secret") -> str:
 
 
 @transaction.atomic
-def oauth_client_create(*, workspace, actor: Actor, provider: str, client_secret: str, webhook_secret: str = "",
-                        **fields) -> OAuthClient:
+def oauth_client_create(
+    *, workspace, actor: Actor, provider: str, client_secret: str, webhook_secret: str = "", **fields
+) -> OAuthClient:
     if provider not in PROVIDERS:
         raise ServiceError(f"Choose a type: {', '.join(PROVIDERS)}.", field="provider")
     try:
@@ -141,19 +156,34 @@ def oauth_client_create(*, workspace, actor: Actor, provider: str, client_secret
     try:
         with transaction.atomic():
             client = OAuthClient.objects.create(
-                workspace=workspace, created_by=actor.user, client_secret=secret,
-                webhook_secret=(webhook_secret or "").strip(), **data,
+                workspace=workspace,
+                created_by=actor.user,
+                client_secret=secret,
+                webhook_secret=(webhook_secret or "").strip(),
+                **data,
             )
     except IntegrityError:
         raise ServiceError(f"A client named “{data['name']}” already exists in this workspace.", field="name") from None
-    audit_record(workspace=workspace, actor=actor, action="oauth_client.created", target=client,
-                 data={"provider": provider, "name": client.name, "client_id": client.client_id})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="oauth_client.created",
+        target=client,
+        data={"provider": provider, "name": client.name, "client_id": client.client_id},
+    )
     return client
 
 
 @transaction.atomic
-def oauth_client_update(*, workspace, client: OAuthClient, actor: Actor, client_secret: str | None = None,
-                        webhook_secret: str | None = None, **fields) -> OAuthClient:
+def oauth_client_update(
+    *,
+    workspace,
+    client: OAuthClient,
+    actor: Actor,
+    client_secret: str | None = None,
+    webhook_secret: str | None = None,
+    **fields,
+) -> OAuthClient:
     """Change settings; a non-empty ``client_secret``/``webhook_secret`` replaces the stored one."""
     client = OAuthClient.objects.select_for_update().get(pk=client.pk, workspace=workspace)
     current = {key: getattr(client, key) for key in EDITABLE_FIELDS}
@@ -171,8 +201,9 @@ def oauth_client_update(*, workspace, client: OAuthClient, actor: Actor, client_
         setattr(client, key, data[key])
     if changed:
         client.save()
-        audit_record(workspace=workspace, actor=actor, action="oauth_client.updated", target=client,
-                     data={"fields": changed})
+        audit_record(
+            workspace=workspace, actor=actor, action="oauth_client.updated", target=client, data={"fields": changed}
+        )
     if client_secret:
         oauth_client_replace_secret(workspace=workspace, client=client, actor=actor, client_secret=client_secret)
     if webhook_secret is not None and webhook_secret.strip():
@@ -181,8 +212,9 @@ def oauth_client_update(*, workspace, client: OAuthClient, actor: Actor, client_
 
 
 @transaction.atomic
-def oauth_client_replace_secret(*, workspace, client: OAuthClient, actor: Actor, client_secret: str | None = None,
-                                webhook_secret: str | None = None) -> OAuthClient:
+def oauth_client_replace_secret(
+    *, workspace, client: OAuthClient, actor: Actor, client_secret: str | None = None, webhook_secret: str | None = None
+) -> OAuthClient:
     client = OAuthClient.objects.select_for_update().get(pk=client.pk, workspace=workspace)
     replaced = []
     if client_secret is not None:
@@ -194,8 +226,13 @@ def oauth_client_replace_secret(*, workspace, client: OAuthClient, actor: Actor,
     if not replaced:
         raise ServiceError("Enter the new secret.", field="client_secret")
     client.save(update_fields=[*replaced, "updated_at"])
-    audit_record(workspace=workspace, actor=actor, action="oauth_client.secret_replaced", target=client,
-                 data={"secrets": replaced})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="oauth_client.secret_replaced",
+        target=client,
+        data={"secrets": replaced},
+    )
     return client
 
 
@@ -215,9 +252,15 @@ def oauth_client_delete(*, workspace, client: OAuthClient, actor: Actor, revoke_
             code="client_in_use",
         )
     for connection in live:
-        connection_disconnect(workspace=workspace, connection=connection, actor=actor,
-                              reason=f"OAuth client “{client.name}” was deleted.")
-    audit_record(workspace=workspace, actor=actor, action="oauth_client.deleted", target=client,
-                 data={"name": client.name, "provider": client.provider, "revoked_connections": len(live)})
+        connection_disconnect(
+            workspace=workspace, connection=connection, actor=actor, reason=f"OAuth client “{client.name}” was deleted."
+        )
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="oauth_client.deleted",
+        target=client,
+        data={"name": client.name, "provider": client.provider, "revoked_connections": len(live)},
+    )
     client.delete()
     return len(live)

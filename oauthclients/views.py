@@ -48,8 +48,11 @@ class ClientCreateView(ClientAdminMixin, FormView):
     form_class = OAuthClientForm
 
     def get_initial(self):
-        return OAuthClientForm.initial_for(self.request.GET.get("type", "exact_online")
-                                           if self.request.GET.get("type") in PROVIDERS else "exact_online")
+        return OAuthClientForm.initial_for(
+            self.request.GET.get("type", "exact_online")
+            if self.request.GET.get("type") in PROVIDERS
+            else "exact_online"
+        )
 
     def form_valid(self, form):
         try:
@@ -57,8 +60,11 @@ class ClientCreateView(ClientAdminMixin, FormView):
         except ServiceError as error:
             add_service_error(form, error)
             return self.form_invalid(form)
-        messages.success(self.request, f"OAuth client “{client.name}” registered. Copy the redirect URI into "
-                                       "the provider's app if you have not yet.")
+        messages.success(
+            self.request,
+            f"OAuth client “{client.name}” registered. Copy the redirect URI into "
+            "the provider's app if you have not yet.",
+        )
         return redirect("oauthclient-detail", workspace=self.workspace.slug, client_id=client.id)
 
 
@@ -111,8 +117,12 @@ class ClientDeleteView(ClientAdminMixin, FormView):
     def form_valid(self, form):
         client = self.client
         try:
-            revoked = services.oauth_client_delete(workspace=self.workspace, client=client, actor=self.actor,
-                                                   revoke_connections=form.cleaned_data["revoke_connections"])
+            revoked = services.oauth_client_delete(
+                workspace=self.workspace,
+                client=client,
+                actor=self.actor,
+                revoke_connections=form.cleaned_data["revoke_connections"],
+            )
         except ServiceError as error:
             if error.code == "client_in_use" and "revoke_connections" in form.fields:
                 form.add_error("revoke_connections", "Tick the box to confirm that these connections will be revoked.")

@@ -71,8 +71,10 @@ def test_value_no_key_decrypts_raises_a_clear_error_without_the_ciphertext(keys,
     with pytest.raises(DecryptionError) as raised:
         operation(ciphertext)
     message = str(raised.value)
-    assert message == ("A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
-                       "the key that encrypted it is missing.")
+    assert message == (
+        "A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
+        "the key that encrypted it is missing."
+    )
     assert ciphertext not in message
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 

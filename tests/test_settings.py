@@ -14,17 +14,27 @@ PRODUCTION_SECRET_KEY = "k3Y-" + "x7Qp9LmZ2vB8nR4tW6yC1dF5gH0jK3sA" * 2
 
 def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """Run Python in a clean environment: nothing from the test run leaks in."""
-    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TOKENKEEPER_VAR_DIR": str(tmp_path),
-             "DJANGO_SETTINGS_MODULE": "config.settings", "TOKENKEEPER_ENV": "production", **env}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True,
-                          timeout=60, check=False)
+    clean = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TOKENKEEPER_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "TOKENKEEPER_ENV": "production",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
-@pytest.mark.parametrize(("env", "missing"), [
-    ({}, "SECRET_KEY, FIELD_ENCRYPTION_KEYS"),
-    ({"FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode()}, "SECRET_KEY"),
-    ({"SECRET_KEY": PRODUCTION_SECRET_KEY}, "FIELD_ENCRYPTION_KEYS"),
-])
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({}, "SECRET_KEY, FIELD_ENCRYPTION_KEYS"),
+        ({"FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode()}, "SECRET_KEY"),
+        ({"SECRET_KEY": PRODUCTION_SECRET_KEY}, "FIELD_ENCRYPTION_KEYS"),
+    ],
+)
 def test_production_refuses_to_start_without_its_secrets(tmp_path, env, missing):
     result = run(["-c", "import django; django.setup()"], tmp_path, **env)
     assert result.returncode != 0
@@ -32,15 +42,20 @@ def test_production_refuses_to_start_without_its_secrets(tmp_path, env, missing)
 
 
 def test_production_starts_with_its_secrets(tmp_path):
-    result = run(["-c", "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"],
-                 tmp_path, SECRET_KEY=PRODUCTION_SECRET_KEY, FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    result = run(
+        ["-c", "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"],
+        tmp_path,
+        SECRET_KEY=PRODUCTION_SECRET_KEY,
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
 def test_production_passes_the_deployment_checks(tmp_path):
     result = run(
-        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], tmp_path,
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        tmp_path,
         SECRET_KEY=PRODUCTION_SECRET_KEY,
         FIELD_ENCRYPTION_KEYS=f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
         ALLOWED_HOSTS="tokenkeeper.example.com",

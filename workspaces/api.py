@@ -57,9 +57,12 @@ class WorkspaceListView(APIView):
             raise exceptions.PermissionDenied("API keys cannot create workspaces; sign in.")
         data = WorkspaceSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace = services.workspace_create(user=request.user, actor=Actor.from_request(request),
-                                              name=data.validated_data["name"],
-                                              slug=data.validated_data.get("slug", ""))
+        workspace = services.workspace_create(
+            user=request.user,
+            actor=Actor.from_request(request),
+            name=data.validated_data["name"],
+            slug=data.validated_data.get("slug", ""),
+        )
         body = WorkspaceSerializer(workspace, context={"roles": {workspace.id: "admin"}}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -91,8 +94,9 @@ class LeaveWorkspaceView(WorkspaceAPIMixin, APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MemberViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                    viewsets.GenericViewSet):
+class MemberViewSet(
+    PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = MemberSerializer
     queryset = Membership.objects.none()
     filterset_fields = ["role"]
@@ -104,8 +108,9 @@ class MemberViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, 
     def partial_update(self, request, workspace, pk):
         data = MemberRoleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_change_role(workspace=self.workspace, membership=self.get_object(),
-                                                     role=data.validated_data["role"], actor=self.actor)
+        membership = services.membership_change_role(
+            workspace=self.workspace, membership=self.get_object(), role=data.validated_data["role"], actor=self.actor
+        )
         return Response(MemberSerializer(membership).data)
 
     def destroy(self, request, workspace, pk):
@@ -113,8 +118,9 @@ class MemberViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, 
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        viewsets.GenericViewSet):
+class InvitationViewSet(
+    PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = InvitationSerializer
     queryset = Invitation.objects.none()
     role_map = {**WorkspaceAPIMixin.role_map, "GET": "admin"}
@@ -129,19 +135,23 @@ class InvitationViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMix
     def create(self, request, workspace):
         data = InvitationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        invitation, token = services.invitation_create(workspace=self.workspace, actor=self.actor, **data.validated_data)
+        invitation, token = services.invitation_create(
+            workspace=self.workspace, actor=self.actor, **data.validated_data
+        )
         invitation.accept_url = services.invitation_accept_url(token)
         return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=InvitationSerializer)
     def destroy(self, request, workspace, pk):
-        invitation = services.invitation_revoke(workspace=self.workspace, invitation=self.get_object(),
-                                                actor=self.actor)
+        invitation = services.invitation_revoke(
+            workspace=self.workspace, invitation=self.get_object(), actor=self.actor
+        )
         return Response(InvitationSerializer(invitation).data)
 
 
-class ApiKeyViewSet(PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                    viewsets.GenericViewSet):
+class ApiKeyViewSet(
+    PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = ApiKeySerializer
     queryset = ApiKey.objects.none()
     role_map = {**WorkspaceAPIMixin.role_map, "GET": "admin"}

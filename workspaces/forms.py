@@ -6,7 +6,9 @@ from .models import Role, Scope
 class WorkspaceCreateForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Your team or company, e.g. “Acme Finance”.")
     slug = forms.CharField(
-        max_length=50, required=False, label="Slug (optional)",
+        max_length=50,
+        required=False,
+        label="Slug (optional)",
         help_text="Used in URLs and the API. Lower-case letters, digits and hyphens; made from the name if empty.",
     )
 
@@ -27,7 +29,8 @@ class RoleForm(forms.Form):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What uses this key, e.g. “Nightly ETL”.")
     scopes = forms.MultipleChoiceField(
-        choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=[Scope.READ],
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Scope.READ],
         help_text="read: view objects; write: change OAuth clients and connections; tokens: fetch access tokens.",
     )
-

@@ -21,7 +21,7 @@ def new_api_key() -> tuple[str, str, str]:
 def parse_api_key_prefix(raw: str) -> str | None:
     if not raw.startswith(API_KEY_PREFIX):
         return None
-    prefix, sep, _ = raw[len(API_KEY_PREFIX):].partition("_")
+    prefix, sep, _ = raw[len(API_KEY_PREFIX) :].partition("_")
     return prefix if sep and len(prefix) == 12 else None
 
 

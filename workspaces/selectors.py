@@ -12,11 +12,7 @@ def workspaces_for_user(*, user) -> QuerySet[Workspace]:
 def membership_for(*, user, workspace_slug: str) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return (
-        Membership.objects.select_related("workspace")
-        .filter(user=user, workspace__slug=workspace_slug)
-        .first()
-    )
+    return Membership.objects.select_related("workspace").filter(user=user, workspace__slug=workspace_slug).first()
 
 
 def members_list(*, workspace: Workspace) -> QuerySet[Membership]:

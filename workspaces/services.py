@@ -28,6 +28,7 @@ RESERVED_SLUGS = {"new", "admin", "api", "static", "accounts", "invitations"}
 
 # --- Workspaces -------------------------------------------------------------------
 
+
 def _clean_name(name: str) -> str:
     return clean_name(name, empty_message="Give the workspace a name.")
 
@@ -69,10 +70,20 @@ def workspace_create(*, user, name: str, slug: str = "", actor: Actor) -> Worksp
     except IntegrityError:
         raise ServiceError(f"The slug “{slug}” is already taken; choose another.", field="slug") from None
     membership = Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
-    audit_record(workspace=workspace, actor=actor, action="workspace.created", target=workspace,
-                 data={"name": name, "slug": slug})
-    audit_record(workspace=workspace, actor=actor, action="member.added", target=membership,
-                 data={"email": user.email, "role": Role.ADMIN})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="workspace.created",
+        target=workspace,
+        data={"name": name, "slug": slug},
+    )
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="member.added",
+        target=membership,
+        data={"email": user.email, "role": Role.ADMIN},
+    )
     return workspace
 
 
@@ -84,12 +95,14 @@ def workspace_rename(*, workspace: Workspace, name: str, actor: Actor) -> Worksp
         return workspace
     workspace.name = name
     workspace.save(update_fields=["name"])
-    audit_record(workspace=workspace, actor=actor, action="workspace.renamed", target=workspace,
-                 data={"from": old, "to": name})
+    audit_record(
+        workspace=workspace, actor=actor, action="workspace.renamed", target=workspace, data={"from": old, "to": name}
+    )
     return workspace
 
 
 # --- Members --------------------------------------------------------------------------
+
 
 def _lock_workspace(workspace: Workspace) -> None:
     """Serialise membership changes so two admins cannot both step down at once."""
@@ -112,27 +125,41 @@ def membership_change_role(*, workspace: Workspace, membership: Membership, role
     if membership.role == role:
         return membership
     if membership.role == Role.ADMIN and admins_count(workspace=workspace) <= 1:
-        raise ServiceError("The last admin cannot be demoted; make someone else admin first.", field="role",
-                           code="last_admin")
+        raise ServiceError(
+            "The last admin cannot be demoted; make someone else admin first.", field="role", code="last_admin"
+        )
     old = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
-    audit_record(workspace=workspace, actor=actor, action="member.role_changed", target=membership,
-                 data={"email": membership.user.email, "from": old, "to": role})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="member.role_changed",
+        target=membership,
+        data={"email": membership.user.email, "from": old, "to": role},
+    )
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, workspace: Workspace, membership: Membership, actor: Actor, action: str = "member.removed") -> None:
+def membership_remove(
+    *, workspace: Workspace, membership: Membership, actor: Actor, action: str = "member.removed"
+) -> None:
     _lock_workspace(workspace)
     membership.refresh_from_db()
     if membership.workspace_id != workspace.id:
         raise ServiceError("That person is not a member of this workspace.")
     if membership.role == Role.ADMIN and admins_count(workspace=workspace) <= 1:
-        raise ServiceError("The last admin cannot leave or be removed; make someone else admin first.",
-                           code="last_admin")
-    audit_record(workspace=workspace, actor=actor, action=action, target=membership,
-                 data={"email": membership.user.email, "role": membership.role})
+        raise ServiceError(
+            "The last admin cannot leave or be removed; make someone else admin first.", code="last_admin"
+        )
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action=action,
+        target=membership,
+        data={"email": membership.user.email, "role": membership.role},
+    )
     membership.delete()
 
 
@@ -144,6 +171,7 @@ def membership_leave(*, workspace: Workspace, user, actor: Actor) -> None:
 
 
 # --- Invitations --------------------------------------------------------------------------
+
 
 def invitation_accept_url(token: str) -> str:
     return f"{settings.PUBLIC_BASE_URL}/invitations/{token}/"
@@ -161,18 +189,30 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Act
     if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
         raise ServiceError(f"{email} is already a member of this workspace.", field="email")
     pending = Invitation.objects.filter(
-        workspace=workspace, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True,
+        workspace=workspace,
+        email__iexact=email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
         expires_at__gt=timezone.now(),
     )
     if pending.exists():
         raise ServiceError(f"{email} already has a pending invitation; revoke it to send a new one.", field="email")
     raw, token_hash = new_invitation_token()
     invitation = Invitation.objects.create(
-        workspace=workspace, email=email, role=role, token_hash=token_hash, invited_by=actor.user,
+        workspace=workspace,
+        email=email,
+        role=role,
+        token_hash=token_hash,
+        invited_by=actor.user,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_LIFETIME_DAYS),
     )
-    audit_record(workspace=workspace, actor=actor, action="invitation.created", target=invitation,
-                 data={"email": email, "role": role})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="invitation.created",
+        target=invitation,
+        data={"email": email, "role": role},
+    )
     url = invitation_accept_url(raw)
     transaction.on_commit(lambda: _send_invitation_email(invitation, url, actor))
     return invitation, raw
@@ -195,8 +235,13 @@ def invitation_revoke(*, workspace: Workspace, invitation: Invitation, actor: Ac
         raise ServiceError(f"This invitation is already {invitation.status}.")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
-    audit_record(workspace=workspace, actor=actor, action="invitation.revoked", target=invitation,
-                 data={"email": invitation.email})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="invitation.revoked",
+        target=invitation,
+        data={"email": invitation.email},
+    )
     return invitation
 
 
@@ -212,8 +257,10 @@ def invitation_problem(invitation: Invitation | None, user=None) -> str | None:
     if invitation.status in messages:
         return messages[invitation.status]
     if user is not None and user.email.lower() != invitation.email.lower():
-        return (f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
-                "Sign in with the invited address to accept it.")
+        return (
+            f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
+            "Sign in with the invited address to accept it."
+        )
     return None
 
 
@@ -232,11 +279,21 @@ def invitation_accept(*, token: str, user, actor: Actor) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
-    audit_record(workspace=workspace, actor=actor, action="invitation.accepted", target=invitation,
-                 data={"email": invitation.email})
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="invitation.accepted",
+        target=invitation,
+        data={"email": invitation.email},
+    )
     if created:
-        audit_record(workspace=workspace, actor=actor, action="member.added", target=membership,
-                     data={"email": user.email, "role": membership.role})
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="member.added",
+            target=membership,
+            data={"email": user.email, "role": membership.role},
+        )
     return membership
 
 
@@ -248,6 +305,7 @@ def invitations_purge_expired(*, older_than_days: int = 30) -> int:
 
 
 # --- API keys --------------------------------------------------------------------------------
+
 
 @transaction.atomic
 def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], actor: Actor) -> tuple[ApiKey, str]:
@@ -262,10 +320,12 @@ def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], actor:
     if not scopes or unknown:
         raise ServiceError(f"Choose one or more scopes from: {', '.join(Scope.values)}.", field="scopes")
     raw, prefix, key_hash = new_api_key()
-    key = ApiKey.objects.create(workspace=workspace, name=name, prefix=prefix, key_hash=key_hash,
-                                scopes=scopes, created_by=actor.user)
-    audit_record(workspace=workspace, actor=actor, action="api_key.created", target=key,
-                 data={"name": name, "scopes": scopes})
+    key = ApiKey.objects.create(
+        workspace=workspace, name=name, prefix=prefix, key_hash=key_hash, scopes=scopes, created_by=actor.user
+    )
+    audit_record(
+        workspace=workspace, actor=actor, action="api_key.created", target=key, data={"name": name, "scopes": scopes}
+    )
     return key, raw
 
 
@@ -276,8 +336,9 @@ def api_key_revoke(*, workspace: Workspace, api_key: ApiKey, actor: Actor) -> Ap
         raise ServiceError("This key is already revoked.")
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
-    audit_record(workspace=workspace, actor=actor, action="api_key.revoked", target=api_key,
-                 data={"name": api_key.name})
+    audit_record(
+        workspace=workspace, actor=actor, action="api_key.revoked", target=api_key, data={"name": api_key.name}
+    )
     return api_key
 
 

@@ -71,10 +71,24 @@ class WorkspaceAPIMixin:
 
     permission_classes = [WorkspacePermission]
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    scope_map = {"GET": "read", "HEAD": "read", "OPTIONS": "read",
-                 "POST": "write", "PUT": "write", "PATCH": "write", "DELETE": "write"}
-    role_map = {"GET": Role.MEMBER, "HEAD": Role.MEMBER, "OPTIONS": Role.MEMBER,
-                "POST": Role.ADMIN, "PUT": Role.ADMIN, "PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
+    scope_map = {
+        "GET": "read",
+        "HEAD": "read",
+        "OPTIONS": "read",
+        "POST": "write",
+        "PUT": "write",
+        "PATCH": "write",
+        "DELETE": "write",
+    }
+    role_map = {
+        "GET": Role.MEMBER,
+        "HEAD": Role.MEMBER,
+        "OPTIONS": Role.MEMBER,
+        "POST": Role.ADMIN,
+        "PUT": Role.ADMIN,
+        "PATCH": Role.ADMIN,
+        "DELETE": Role.ADMIN,
+    }
     action_scopes: dict[str, str] = {}
     action_roles: dict[str, str] = {}
     api_keys_allowed = True

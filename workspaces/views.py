@@ -34,8 +34,9 @@ class WorkspaceCreateView(LoginRequiredMixin, FormView):
 
     def form_valid(self, form):
         try:
-            workspace = services.workspace_create(user=self.request.user, actor=Actor.from_request(self.request),
-                                                  **form.cleaned_data)
+            workspace = services.workspace_create(
+                user=self.request.user, actor=Actor.from_request(self.request), **form.cleaned_data
+            )
         except ServiceError as error:
             add_service_error(form, error)
             return self.form_invalid(form)
@@ -103,8 +104,9 @@ class MembersView(WorkspaceViewMixin, TemplateView):
         form = InvitationForm(request.POST)
         if form.is_valid():
             try:
-                invitation, _ = services.invitation_create(workspace=self.workspace, actor=self.actor,
-                                                           **form.cleaned_data)
+                invitation, _ = services.invitation_create(
+                    workspace=self.workspace, actor=self.actor, **form.cleaned_data
+                )
             except ServiceError as error:
                 add_service_error(form, error)
             else:
@@ -125,8 +127,9 @@ class MemberRoleView(WorkspaceViewMixin, View):
             messages.error(request, "Choose a valid role.")
         else:
             try:
-                services.membership_change_role(workspace=self.workspace, membership=membership,
-                                                role=form.cleaned_data["role"], actor=self.actor)
+                services.membership_change_role(
+                    workspace=self.workspace, membership=membership, role=form.cleaned_data["role"], actor=self.actor
+                )
                 messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")
             except ServiceError as error:
                 messages.error(request, error.message)
@@ -225,10 +228,17 @@ class InvitationView(View):
             # Whoever opened the e-mailed link controls that address: sign-up
             # with it needs no second verification e-mail.
             get_adapter(request).stash_verified_email(request, invitation.email)
-        return render(request, self.template_name, {
-            "invitation": invitation, "problem": problem, "token": token,
-            "next": reverse("invitation", kwargs={"token": token}),
-        }, status=200 if problem is None else 410 if invitation else 404)
+        return render(
+            request,
+            self.template_name,
+            {
+                "invitation": invitation,
+                "problem": problem,
+                "token": token,
+                "next": reverse("invitation", kwargs={"token": token}),
+            },
+            status=200 if problem is None else 410 if invitation else 404,
+        )
 
     def post(self, request, token):
         if not request.user.is_authenticated:
@@ -246,5 +256,3 @@ class InvitationView(View):
 def _not_found(request, message, url_name, workspace):
     messages.error(request, message)
     return redirect(url_name, workspace=workspace.slug)
-
-

@@ -3,9 +3,7 @@
 from . import exact_online, generic, presets
 from .base import AUTH_METHODS, CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, Identity, Provider, RefreshPolicy
 
-PROVIDERS: dict[str, Provider] = {
-    p.key: p for p in [exact_online.PROVIDER, *presets.PRESETS, generic.PROVIDER]
-}
+PROVIDERS: dict[str, Provider] = {p.key: p for p in [exact_online.PROVIDER, *presets.PRESETS, generic.PROVIDER]}
 PROVIDER_CHOICES = [(p.key, p.name) for p in PROVIDERS.values()]
 
 
@@ -14,6 +12,13 @@ def get_provider(key: str) -> Provider:
 
 
 __all__ = [
-    "AUTH_METHODS", "CLIENT_SECRET_BASIC", "CLIENT_SECRET_POST", "PROVIDERS", "PROVIDER_CHOICES",
-    "Identity", "Provider", "RefreshPolicy", "get_provider",
+    "AUTH_METHODS",
+    "CLIENT_SECRET_BASIC",
+    "CLIENT_SECRET_POST",
+    "PROVIDERS",
+    "PROVIDER_CHOICES",
+    "Identity",
+    "Provider",
+    "RefreshPolicy",
+    "get_provider",
 ]

@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 
 CLIENT_SECRET_POST = "client_secret_post"
 CLIENT_SECRET_BASIC = "client_secret_basic"
-AUTH_METHODS = [(CLIENT_SECRET_BASIC, "HTTP Basic (client_secret_basic)"), (CLIENT_SECRET_POST, "Form body (client_secret_post)")]
+AUTH_METHODS = [
+    (CLIENT_SECRET_BASIC, "HTTP Basic (client_secret_basic)"),
+    (CLIENT_SECRET_POST, "Form body (client_secret_post)"),
+]
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,18 @@ def staff(client, django_user_model):
 
 
 def test_a_staff_change_to_a_user_is_audited_without_secrets(client, staff, team):
-    response = client.post(f"/django-admin/accounts/user/{team.bob.pk}/change/", {
-        "email": "bob@example.com", "name": "Bob Builder", "is_active": "on",
-        "last_login_0": "", "last_login_1": "", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
-    })
+    response = client.post(
+        f"/django-admin/accounts/user/{team.bob.pk}/change/",
+        {
+            "email": "bob@example.com",
+            "name": "Bob Builder",
+            "is_active": "on",
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[-2000:]
     event = AuditEvent.objects.get(action="staff.user_changed")
     assert event.actor == staff and event.target_id == str(team.bob.pk)

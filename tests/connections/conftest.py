@@ -35,8 +35,9 @@ def redirect_uri(settings):
 def exact(redirect_uri):
     with ExactOnlineEmulator() as emulator:
         emulator.add_client(EXACT_CLIENT_ID, EXACT_CLIENT_SECRET, name="Tokenkeeper", redirect_uris=[redirect_uri])
-        emulator.add_user("jan@example.nl", full_name="Jan de Vries", divisions=[123456, 654321],
-                          customer_name="Jansen Bakkerij B.V.")
+        emulator.add_user(
+            "jan@example.nl", full_name="Jan de Vries", divisions=[123456, 654321], customer_name="Jansen Bakkerij B.V."
+        )
         yield emulator
 
 
@@ -54,20 +55,35 @@ def dot(dot_server, redirect_uri):
 
 def make_exact_client(workspace, user, exact, **overrides):
     fields = {
-        "provider": "exact_online", "site": "nl", "name": "Exact Online NL", "client_id": EXACT_CLIENT_ID,
-        "client_secret": EXACT_CLIENT_SECRET, "authorization_url": exact.authorization_url,
-        "token_url": exact.token_url, "access_token_expires_in": 599_999,
-        "refresh_token_expires_in": 30 * 24 * 3600 * 1000, **overrides,
+        "provider": "exact_online",
+        "site": "nl",
+        "name": "Exact Online NL",
+        "client_id": EXACT_CLIENT_ID,
+        "client_secret": EXACT_CLIENT_SECRET,
+        "authorization_url": exact.authorization_url,
+        "token_url": exact.token_url,
+        "access_token_expires_in": 599_999,
+        "refresh_token_expires_in": 30 * 24 * 3600 * 1000,
+        **overrides,
     }
     return oauth_client_create(workspace=workspace, actor=Actor(user=user), **fields)
 
 
 def make_dot_client(workspace, user, dot, auth_method="client_secret_basic", **overrides):
     fields = {
-        "provider": "generic", "name": "DOT", "client_id": dot.client_id, "client_secret": dot.client_secret,
-        "authorization_url": dot.authorization_url, "token_url": dot.token_url, "scopes": "read write",
-        "token_endpoint_auth_method": auth_method, "use_pkce": True, "identity_url": dot.userinfo_url,
-        "access_token_expires_in": 3_600_000, "refresh_token_expires_in": 0, **overrides,
+        "provider": "generic",
+        "name": "DOT",
+        "client_id": dot.client_id,
+        "client_secret": dot.client_secret,
+        "authorization_url": dot.authorization_url,
+        "token_url": dot.token_url,
+        "scopes": "read write",
+        "token_endpoint_auth_method": auth_method,
+        "use_pkce": True,
+        "identity_url": dot.userinfo_url,
+        "access_token_expires_in": 3_600_000,
+        "refresh_token_expires_in": 0,
+        **overrides,
     }
     return oauth_client_create(workspace=workspace, actor=Actor(user=user), **fields)
 
@@ -84,8 +100,13 @@ def dot_client(team, dot):
 
 @pytest.fixture
 def exact_connection(team, exact_client):
-    return connection_create(workspace=team.a, oauth_client=exact_client, name="Jansen administratie",
-                             owner=team.alice, actor=Actor(user=team.alice))
+    return connection_create(
+        workspace=team.a,
+        oauth_client=exact_client,
+        name="Jansen administratie",
+        owner=team.alice,
+        actor=Actor(user=team.alice),
+    )
 
 
 @pytest.fixture

@@ -22,21 +22,31 @@ pytestmark = pytest.mark.django_db
 def world(team, key_factory):
     def client_for(workspace, user, name):
         return oauth_client_create(
-            workspace=workspace, actor=Actor(user=user), provider="generic", name=name, client_id=f"{name}-id",
-            client_secret=f"{name}-secret", authorization_url="https://login.example.com/authorize",
-            token_url="https://login.example.com/token", access_token_expires_in=3_600_000,
+            workspace=workspace,
+            actor=Actor(user=user),
+            provider="generic",
+            name=name,
+            client_id=f"{name}-id",
+            client_secret=f"{name}-secret",
+            authorization_url="https://login.example.com/authorize",
+            token_url="https://login.example.com/token",
+            access_token_expires_in=3_600_000,
             refresh_token_expires_in=0,
         )
 
     def conn(workspace, client, name, owner):
-        return connection_create(workspace=workspace, oauth_client=client, name=name, owner=owner,
-                                 actor=Actor(user=owner))
+        return connection_create(
+            workspace=workspace, oauth_client=client, name=name, owner=owner, actor=Actor(user=owner)
+        )
 
     acme_client = client_for(team.a, team.alice, "acme-crm")
     acme_other_client = client_for(team.a, team.alice, "acme-erp")
     globex_client = client_for(team.b, team.charlie, "globex-crm")
     world = SimpleNamespace(
-        team=team, acme_client=acme_client, acme_other_client=acme_other_client, globex_client=globex_client,
+        team=team,
+        acme_client=acme_client,
+        acme_other_client=acme_other_client,
+        globex_client=globex_client,
         alices=conn(team.a, acme_client, "Alice's books", team.alice),
         bobs=conn(team.a, acme_other_client, "Bob's books", team.bob),
         globex=conn(team.b, globex_client, "Globex books", team.charlie),
@@ -45,8 +55,9 @@ def world(team, key_factory):
         tokens_key=key_factory(team.a, scopes=("tokens",), name="tokens only"),
         globex_key=key_factory(team.b, scopes=("read", "write", "tokens"), name="globex key"),
     )
-    Connection.objects.filter(pk=world.alices.pk).update(status=Status.ACTIVE, access_token="alice-access-Qx1",
-                                                         refresh_token="alice-refresh-Qx1")
+    Connection.objects.filter(pk=world.alices.pk).update(
+        status=Status.ACTIVE, access_token="alice-access-Qx1", refresh_token="alice-refresh-Qx1"
+    )
     return world
 
 
@@ -79,7 +90,9 @@ def snapshot():
     """Everything a denied request must leave alone."""
     return (
         sorted(Connection.objects.values_list("id", "name", "status", "owner_id", "workspace_id")),
-        raw_tokens("Alice's books"), ConnectLink.objects.count(), ConnectionEvent.objects.count(),
+        raw_tokens("Alice's books"),
+        ConnectLink.objects.count(),
+        ConnectionEvent.objects.count(),
         AuditEvent.objects.filter(action__startswith="connection.").count(),
     )
 
@@ -158,15 +171,18 @@ def test_create_with_another_workspaces_client_is_refused(api, world):
     assert snapshot() == before
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"oauth_client": "acme"}, "name"),
-    ({"name": "", "oauth_client": "acme"}, "name"),
-    ({"name": "   ", "oauth_client": "acme"}, "name"),
-    ({"name": "x" * 101, "oauth_client": "acme"}, "name"),
-    ({"name": "No client"}, "oauth_client"),
-    ({"name": "Bad id", "oauth_client": "not-a-uuid"}, "oauth_client"),
-    ({"name": "Unknown id", "oauth_client": "00000000-0000-4000-8000-000000000000"}, "oauth_client"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"oauth_client": "acme"}, "name"),
+        ({"name": "", "oauth_client": "acme"}, "name"),
+        ({"name": "   ", "oauth_client": "acme"}, "name"),
+        ({"name": "x" * 101, "oauth_client": "acme"}, "name"),
+        ({"name": "No client"}, "oauth_client"),
+        ({"name": "Bad id", "oauth_client": "not-a-uuid"}, "oauth_client"),
+        ({"name": "Unknown id", "oauth_client": "00000000-0000-4000-8000-000000000000"}, "oauth_client"),
+    ],
+)
 def test_create_with_bad_input_says_what_is_wrong(api, world, body, field):
     if body.get("oauth_client") == "acme":
         body = {**body, "oauth_client": str(world.acme_client.id)}
@@ -228,8 +244,11 @@ def test_retrieve_shows_the_connection_without_tokens(api, world, team):
 
 @pytest.mark.parametrize("who", ["owner (member)", "admin", "API key"])
 def test_happy_paths_on_a_members_connection(api, world, team, who):
-    {"owner (member)": lambda: api.as_user(team.bob), "admin": lambda: api.as_user(team.alice),
-     "API key": lambda: api.as_key(world.key)}[who]()
+    {
+        "owner (member)": lambda: api.as_user(team.bob),
+        "admin": lambda: api.as_user(team.alice),
+        "API key": lambda: api.as_key(world.key),
+    }[who]()
     bobs = world.bobs
 
     assert api.get(api_url(bobs)).json()["name"] == "Bob's books"
@@ -252,13 +271,18 @@ def test_happy_paths_on_a_members_connection(api, world, team, who):
     assert not Connection.objects.filter(pk=bobs.pk).exists()
     assert api.get(api_url(bobs)).status_code == 404
     actions = set(AuditEvent.objects.filter(target_id=str(bobs.id)).values_list("action", flat=True))
-    assert {"connection.renamed", "connection.connect_link_created", "connection.revoked",
-            "connection.deleted"} <= actions
+    assert {
+        "connection.renamed",
+        "connection.connect_link_created",
+        "connection.revoked",
+        "connection.deleted",
+    } <= actions
 
 
 def test_member_creates_connections_and_owns_them(api, world, team):
-    response = api.as_user(team.bob).post(api_url(), {"name": "Bob's second", "oauth_client":
-                                                      str(world.acme_client.id)}, format="json")
+    response = api.as_user(team.bob).post(
+        api_url(), {"name": "Bob's second", "oauth_client": str(world.acme_client.id)}, format="json"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "pending" and body["owner"] == "bob@example.com"
@@ -269,8 +293,9 @@ def test_member_creates_connections_and_owns_them(api, world, team):
 
 
 def test_api_key_creates_connections_without_an_owner(api, world):
-    response = api.as_key(world.key).post(api_url(), {"name": "From ETL", "oauth_client":
-                                                      str(world.acme_client.id)}, format="json")
+    response = api.as_key(world.key).post(
+        api_url(), {"name": "From ETL", "oauth_client": str(world.acme_client.id)}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert response.json()["owner"] is None
     assert AuditEvent.objects.filter(action="connection.created", target_id=response.json()["id"]).exists()

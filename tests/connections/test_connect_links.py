@@ -46,8 +46,7 @@ def open_link(browser, url: str) -> str:
 def test_api_started_flow_needs_no_tokenkeeper_login(request, api, key, team, settings, provider):
     peer = request.getfixturevalue(provider)
     client = request.getfixturevalue(f"{provider}_client")
-    connection = connection_create(workspace=team.a, oauth_client=client, name="Customer 42", owner=None,
-                                   actor=Actor())
+    connection = connection_create(workspace=team.a, oauth_client=client, name="Customer 42", owner=None, actor=Actor())
     before = timezone.now()
 
     url = connect_url(api, key, connection)

@@ -86,13 +86,19 @@ def test_connect_at_dot_with_pkce(people, dot, team, settings, auth_method):
     connection = Connection.objects.get(pk=connection.pk)
     assert connection.status == Status.ACTIVE
     assert (connection.account_id != "", connection.account_name, connection.account_email) == (
-        True, "alice", "alice@example.com")
+        True,
+        "alice",
+        "alice@example.com",
+    )
     assert connection.granted_scopes == "read write"
     assert connection.token_type == "Bearer"
     # expires_in came as an integer, and wins over the client's configured 3600 s
     assert connection.access_token_lifetime == DOT_ACCESS_LIFETIME
-    assert (before + timedelta(seconds=DOT_ACCESS_LIFETIME) <= connection.access_token_expires_at
-            <= after + timedelta(seconds=DOT_ACCESS_LIFETIME))
+    assert (
+        before + timedelta(seconds=DOT_ACCESS_LIFETIME)
+        <= connection.access_token_expires_at
+        <= after + timedelta(seconds=DOT_ACCESS_LIFETIME)
+    )
     # Refresh-token lifetime configured as 0: never expires
     assert connection.refresh_token_expires_at is None
     assert connection.access_token and connection.refresh_token

@@ -33,8 +33,9 @@ NAME = "Jansen administratie"
 
 
 def kinds(connection) -> list[str]:
-    return list(ConnectionEvent.objects.filter(connection=connection).order_by("created_at").values_list("kind",
-                                                                                                           flat=True))
+    return list(
+        ConnectionEvent.objects.filter(connection=connection).order_by("created_at").values_list("kind", flat=True)
+    )
 
 
 def messages_on(response) -> list[str]:
@@ -59,8 +60,9 @@ def assert_no_tokens_stored(connection, status=Status.PENDING):
     assert connection.refresh_due_at is None
 
 
-def test_connect_at_exact_online_stores_tokens_identity_and_expiries(people, exact, exact_connection, settings,
-                                                                     api, team):
+def test_connect_at_exact_online_stores_tokens_identity_and_expiries(
+    people, exact, exact_connection, settings, api, team
+):
     alice = people.alice
     authorize = start_flow(alice, exact_connection)
 
@@ -102,9 +104,15 @@ def test_connect_at_exact_online_stores_tokens_identity_and_expiries(people, exa
     assert connection.refresh_due_at == connection.access_token_expires_at - timedelta(seconds=25)
     user = exact.get_user("jan@example.nl")
     assert (connection.account_id, connection.account_name, connection.account_email) == (
-        user.user_id, "Jan de Vries", "jan@example.nl")
+        user.user_id,
+        "Jan de Vries",
+        "jan@example.nl",
+    )
     assert connection.account_details == {
-        "UserID": user.user_id, "UserName": "jan@example.nl", "Email": "jan@example.nl", "Division": 654321,
+        "UserID": user.user_id,
+        "UserName": "jan@example.nl",
+        "Email": "jan@example.nl",
+        "Division": 654321,
         "DivisionCustomerName": "Jansen Bakkerij B.V.",
     }
     assert connection.connected_at is not None and connection.last_error == ""
@@ -114,7 +122,10 @@ def test_connect_at_exact_online_stores_tokens_identity_and_expiries(people, exa
     # One code exchange, credentials in the form body (client_secret_post), then one Me call.
     [token_request] = exact.token_requests
     assert (token_request.grant_type, token_request.outcome, token_request.client_id) == (
-        "authorization_code", "ok", EXACT_CLIENT_ID)
+        "authorization_code",
+        "ok",
+        EXACT_CLIENT_ID,
+    )
     assert [(r.path, r.status) for r in exact.api_requests] == [("/api/v1/current/Me", 200)]
 
     body = api_view(api, team, connection)
@@ -142,8 +153,9 @@ def test_reconnect_keeps_the_connection_id_and_records_reconnected(people, exact
     assert kinds(connection) == ["created", "authorized", "reconnected"]
 
 
-def test_reconnect_after_needs_reauth_recovers_and_tells_the_people(people, exact, exact_connection,
-                                                                    django_capture_on_commit_callbacks):
+def test_reconnect_after_needs_reauth_recovers_and_tells_the_people(
+    people, exact, exact_connection, django_capture_on_commit_callbacks
+):
     connect(people.alice, exact_connection)
     Connection.objects.filter(pk=exact_connection.pk).update(status=Status.NEEDS_REAUTH, last_error="invalid_grant")
     mail.outbox.clear()
@@ -214,8 +226,9 @@ def test_replayed_state_is_refused(people, exact, exact_connection, api, team):
 
     response = finish_flow(people.alice, callback)
 
-    assert_failed(response, exact_connection, "This authorization response was already used", api, team,
-                  status=Status.ACTIVE)
+    assert_failed(
+        response, exact_connection, "This authorization response was already used", api, team, status=Status.ACTIVE
+    )
     assert raw_tokens(NAME) == stored  # unchanged
     assert len(exact.token_requests) == 1  # the replay never reached the provider
 
@@ -284,23 +297,29 @@ def test_code_reuse_fails_the_exchange_and_keeps_the_tokens(people, exact, exact
     new_state = query_of(start_flow(people.alice, exact_connection))["state"]
     response = people.alice.get("/oauth2/callback", {"code": old_code, "state": new_state}, follow=True)
 
-    assert_failed(response, exact_connection, "Exchanging the authorization code failed", api, team,
-                  status=Status.ACTIVE)
+    assert_failed(
+        response, exact_connection, "Exchanging the authorization code failed", api, team, status=Status.ACTIVE
+    )
     message = api_view(api, team, exact_connection)["last_error"]
     assert "invalid_grant" in message and "No tokens were stored" in message
     assert raw_tokens(NAME) == stored
     assert [(r.outcome, r.detail) for r in exact.token_requests] == [("ok", None), ("invalid_grant", "code_reused")]
 
 
-@pytest.mark.parametrize(("failure", "expected"), [
-    ("server error", "The provider answered HTTP 500"),
-    ("wrong secret", "invalid_client"),
-])
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        ("server error", "The provider answered HTTP 500"),
+        ("wrong secret", "invalid_client"),
+    ],
+)
 def test_failed_code_exchange_stores_nothing(people, exact, exact_connection, api, team, failure, expected):
     if failure == "server error":
         exact.fail_next(1, status=500)
     else:
-        exact.add_client(EXACT_CLIENT_ID, "a-rotated-secret", redirect_uris=[exact_connection.oauth_client.redirect_uri])
+        exact.add_client(
+            EXACT_CLIENT_ID, "a-rotated-secret", redirect_uris=[exact_connection.oauth_client.redirect_uri]
+        )
 
     response = connect(people.alice, exact_connection)
 
@@ -333,10 +352,13 @@ def test_failing_identity_call_stores_no_tokens(people, exact, exact_connection,
     assert exact_connection.status == Status.ACTIVE
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"code": "abc"}, "carried no state"),
-    ({"code": "abc", "state": "never-issued"}, "does not belong to a flow Tokenkeeper started"),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"code": "abc"}, "carried no state"),
+        ({"code": "abc", "state": "never-issued"}, "does not belong to a flow Tokenkeeper started"),
+    ],
+)
 def test_callback_without_a_known_state(people, exact, exact_connection, params, expected):
     response = people.alice.get("/oauth2/callback", params, follow=True)
 

@@ -23,16 +23,25 @@ CONFIGURED_ACCESS_MS = 123_000
 
 def connect_with_token_response(people, team, exact, body, refresh_ms=0):
     client = oauth_client_create(
-        workspace=team.a, actor=Actor(user=team.alice), provider="generic", name="Generic at emulator",
-        client_id=EXACT_CLIENT_ID, client_secret=EXACT_CLIENT_SECRET, authorization_url=exact.authorization_url,
-        token_url=exact.token_url, token_endpoint_auth_method="client_secret_post",
-        access_token_expires_in=CONFIGURED_ACCESS_MS, refresh_token_expires_in=refresh_ms,
+        workspace=team.a,
+        actor=Actor(user=team.alice),
+        provider="generic",
+        name="Generic at emulator",
+        client_id=EXACT_CLIENT_ID,
+        client_secret=EXACT_CLIENT_SECRET,
+        authorization_url=exact.authorization_url,
+        token_url=exact.token_url,
+        token_endpoint_auth_method="client_secret_post",
+        access_token_expires_in=CONFIGURED_ACCESS_MS,
+        refresh_token_expires_in=refresh_ms,
     )
-    connection = connection_create(workspace=team.a, oauth_client=client, name="Lifetimes", owner=team.alice,
-                                   actor=Actor(user=team.alice))
+    connection = connection_create(
+        workspace=team.a, oauth_client=client, name="Lifetimes", owner=team.alice, actor=Actor(user=team.alice)
+    )
     callback = exact_consent(start_flow(people.alice, connection))
-    exact.fail_next(1, status=200, body={"access_token": "at-1", "token_type": "bearer", "refresh_token": "rt-1",
-                                         **body})
+    exact.fail_next(
+        1, status=200, body={"access_token": "at-1", "token_type": "bearer", "refresh_token": "rt-1", **body}
+    )
     before = timezone.now()
     finish_flow(people.alice, callback)
     after = timezone.now()
@@ -47,14 +56,17 @@ def assert_within(value, before, after, delta):
     assert before + delta <= value <= after + delta
 
 
-@pytest.mark.parametrize(("body", "seconds"), [
-    ({"expires_in": "600"}, 600),  # Exact Online: a JSON string
-    ({"expires_in": 600}, 600),  # everyone else: a number
-    ({"expires_in": 7200.0}, 7200),
-    ({}, CONFIGURED_ACCESS_MS // 1000),  # none sent: the client's configured lifetime
-    ({"expires_in": ""}, CONFIGURED_ACCESS_MS // 1000),
-    ({"expires_in": None}, CONFIGURED_ACCESS_MS // 1000),
-])
+@pytest.mark.parametrize(
+    ("body", "seconds"),
+    [
+        ({"expires_in": "600"}, 600),  # Exact Online: a JSON string
+        ({"expires_in": 600}, 600),  # everyone else: a number
+        ({"expires_in": 7200.0}, 7200),
+        ({}, CONFIGURED_ACCESS_MS // 1000),  # none sent: the client's configured lifetime
+        ({"expires_in": ""}, CONFIGURED_ACCESS_MS // 1000),
+        ({"expires_in": None}, CONFIGURED_ACCESS_MS // 1000),
+    ],
+)
 def test_access_token_expiry(people, team, exact, body, seconds):
     connection, before, after = connect_with_token_response(people, team, exact, body)
 
@@ -62,11 +74,14 @@ def test_access_token_expiry(people, team, exact, body, seconds):
     assert_within(connection.access_token_expires_at, before, after, timedelta(seconds=seconds))
 
 
-@pytest.mark.parametrize(("refresh_ms", "body", "expected"), [
-    (0, {}, None),  # configured 0: never expires
-    (86_400_000, {}, timedelta(days=1)),  # configured lifetime in milliseconds
-    (0, {"refresh_token_expires_in": 7200}, timedelta(hours=2)),  # the provider's own word wins
-])
+@pytest.mark.parametrize(
+    ("refresh_ms", "body", "expected"),
+    [
+        (0, {}, None),  # configured 0: never expires
+        (86_400_000, {}, timedelta(days=1)),  # configured lifetime in milliseconds
+        (0, {"refresh_token_expires_in": 7200}, timedelta(hours=2)),  # the provider's own word wins
+    ],
+)
 def test_refresh_token_expiry(people, team, exact, refresh_ms, body, expected):
     connection, before, after = connect_with_token_response(people, team, exact, body, refresh_ms=refresh_ms)
 

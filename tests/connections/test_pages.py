@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def bobs(team, exact_client):
-    return connection_create(workspace=team.a, oauth_client=exact_client, name="Bob's books", owner=team.bob,
-                             actor=Actor(user=team.bob))
+    return connection_create(
+        workspace=team.a, oauth_client=exact_client, name="Bob's books", owner=team.bob, actor=Actor(user=team.bob)
+    )
 
 
 def test_list_page_shows_what_the_role_allows(people, exact_connection, bobs):
@@ -65,8 +66,9 @@ def test_member_creates_a_connection_on_the_page(people, exact_client):
     form = people.bob.get("/w/acme/connections/new/")
     assert form.status_code == 200 and "Exact Online NL" in form.content.decode()
 
-    response = people.bob.post("/w/acme/connections/new/", {"name": "Bakkerij", "oauth_client": exact_client.id},
-                               follow=True)
+    response = people.bob.post(
+        "/w/acme/connections/new/", {"name": "Bakkerij", "oauth_client": exact_client.id}, follow=True
+    )
 
     connection = Connection.objects.get(name="Bakkerij")
     assert response.redirect_chain == [(detail_url(connection), 302)]
@@ -82,9 +84,17 @@ def test_create_page_refuses_bad_input(people, exact_client, team):
     assert "This field is required." in response.content.decode()
 
     globex_client = oauth_client_create(
-        workspace=team.b, actor=Actor(user=team.charlie), provider="generic", name="Globex CRM", client_id="g",
-        client_secret="g-secret", authorization_url="https://login.example.com/a", token_url="https://login.example.com/t",
-        access_token_expires_in=3_600_000, refresh_token_expires_in=0)
+        workspace=team.b,
+        actor=Actor(user=team.charlie),
+        provider="generic",
+        name="Globex CRM",
+        client_id="g",
+        client_secret="g-secret",
+        authorization_url="https://login.example.com/a",
+        token_url="https://login.example.com/t",
+        access_token_expires_in=3_600_000,
+        refresh_token_expires_in=0,
+    )
     response = people.bob.post("/w/acme/connections/new/", {"name": "Sneaky", "oauth_client": globex_client.id})
     assert response.status_code == 200 and not Connection.objects.exists()
 

@@ -65,6 +65,7 @@ def reload(connection: Connection) -> Connection:
 
 # --- When a refresh is due ---------------------------------------------------------------
 
+
 def test_exact_online_refreshes_25_seconds_before_expiry_inside_its_30_second_window():
     policy = get_provider("exact_online").refresh_policy
     assert policy.due_at(NOW, 600) == NOW - timedelta(seconds=25)
@@ -72,12 +73,15 @@ def test_exact_online_refreshes_25_seconds_before_expiry_inside_its_30_second_wi
     assert policy.window_opens_at(NOW) < policy.due_at(NOW, 40) < NOW
 
 
-@pytest.mark.parametrize(("lifetime", "margin"), [
-    (3600, 360),  # 10 % of the lifetime
-    (300, 60),  # at least 60 s
-    (100, 50),  # at most half the lifetime
-    (7200, 720),
-])
+@pytest.mark.parametrize(
+    ("lifetime", "margin"),
+    [
+        (3600, 360),  # 10 % of the lifetime
+        (300, 60),  # at least 60 s
+        (100, 50),  # at most half the lifetime
+        (7200, 720),
+    ],
+)
 def test_other_providers_refresh_a_tenth_of_the_lifetime_early_at_least_60_s_at_most_half(lifetime, margin):
     assert get_provider("generic").refresh_policy.due_at(NOW, lifetime) == NOW - timedelta(seconds=margin)
     assert RefreshPolicy().window_opens_at(NOW) is None
@@ -100,8 +104,15 @@ def test_due_time_falls_back_to_the_clients_configured_lifetime(team, client40, 
 
 
 def test_a_generic_connection_refreshes_before_its_refresh_token_runs_out(team, exact40):
-    client = exact_client(team.a, team.alice, exact40, provider="generic", name="Generic",
-                          access_token_expires_in=3_600_000, refresh_token_expires_in=1_800_000)
+    client = exact_client(
+        team.a,
+        team.alice,
+        exact40,
+        provider="generic",
+        name="Generic",
+        access_token_expires_in=3_600_000,
+        refresh_token_expires_in=1_800_000,
+    )
     connection = connect(client, exact40, name="Generic one", owner=team.alice, remaining=40)
     apply_tokens(connection, TokenSet("at", "rt", "bearer", 3600, None, ""), issued_at=NOW)
     # Margin 360 s before the access token expires, but the refresh token dies after 30 min.
@@ -109,6 +120,7 @@ def test_a_generic_connection_refreshes_before_its_refresh_token_runs_out(team, 
 
 
 # --- A refresh that works --------------------------------------------------------------------
+
 
 def test_a_due_refresh_rotates_the_tokens_inside_the_providers_window(due, exact40):
     old_access, old_refresh = due.access_token, due.refresh_token
@@ -128,6 +140,7 @@ def test_a_due_refresh_rotates_the_tokens_inside_the_providers_window(due, exact
 
 
 # --- Transient failures: retry with backoff, keep serving the valid token -------------------------
+
 
 def test_a_provider_500_marks_the_connection_failing_and_retries_with_growing_backoff(due, exact40, settings):
     settings.REFRESH_RETRY_BASE_SECONDS = 10
@@ -195,16 +208,23 @@ def test_a_dropped_connection_is_transient(due, exact40):
 @pytest.fixture
 def proxy_environment(monkeypatch):
     """Set proxy variables for one test; the per-endpoint lookup is cached, so clear it around."""
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-                 "no_proxy", "NO_PROXY"):
+    for name in (
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
     oauth._environment_settings.cache_clear()
     yield monkeypatch
     oauth._environment_settings.cache_clear()
 
 
-def test_token_requests_use_the_proxy_the_environment_names_unless_no_proxy_exempts_it(
-        due, exact40, proxy_environment):
+def test_token_requests_use_the_proxy_the_environment_names_unless_no_proxy_exempts_it(due, exact40, proxy_environment):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         closed_port = unused.getsockname()[1]
@@ -255,8 +275,10 @@ def test_too_early_is_retried_a_few_seconds_later_without_giving_up(team, client
 
 # --- Permanent failures: needs_reauth at once, one e-mail per person who can fix it ----------------
 
+
 def test_invalid_grant_needs_reauth_after_one_attempt_and_mails_owner_and_admins_once(
-        due, exact40, team, dora, django_capture_on_commit_callbacks):
+    due, exact40, team, dora, django_capture_on_commit_callbacks
+):
     exact40.revoke_all()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -291,13 +313,21 @@ def test_an_old_refresh_token_needs_reauth(due, exact40, django_capture_on_commi
 
 
 def test_an_interrupted_refresh_says_so_when_the_provider_refuses_the_old_token(
-        due, exact40, django_capture_on_commit_callbacks):
+    due, exact40, django_capture_on_commit_callbacks
+):
     """A worker died after the provider rotated: its lease runs out, the next sweep notes the
     interruption, and the one further attempt ends in needs_reauth that explains why."""
     ids, lease = refresh_claim_due()
-    lost = requests.post(exact40.token_url, timeout=5, data={
-        "grant_type": "refresh_token", "refresh_token": due.refresh_token,
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    lost = requests.post(
+        exact40.token_url,
+        timeout=5,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": due.refresh_token,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    )
     assert lost.status_code == 200  # rotated; the answer never reached us
     Connection.objects.filter(pk=due.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
 
@@ -313,13 +343,21 @@ def test_an_interrupted_refresh_says_so_when_the_provider_refuses_the_old_token(
 
 
 def test_the_token_api_finding_a_dead_workers_claim_says_the_refresh_was_interrupted(
-        due, exact40, django_capture_on_commit_callbacks):
+    due, exact40, django_capture_on_commit_callbacks
+):
     """The worker died mid-refresh and its claim has not run out yet: an on-demand refresh
     from the token API gets "old refresh token" and explains the interruption."""
     refresh_claim_due()
-    lost = requests.post(exact40.token_url, timeout=5, data={
-        "grant_type": "refresh_token", "refresh_token": due.refresh_token,
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    lost = requests.post(
+        exact40.token_url,
+        timeout=5,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": due.refresh_token,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    )
     assert lost.status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -337,8 +375,18 @@ def test_a_refresh_without_a_new_refresh_token_keeps_its_expiry(team, client40, 
     connection = reload(connection)
     kept = connection.refresh_token
 
-    apply_tokens(connection, TokenSet(access_token="new-access", refresh_token=kept, token_type="bearer",
-                                      expires_in=600, refresh_expires_in=None, scope=""), issued_at=timezone.now())
+    apply_tokens(
+        connection,
+        TokenSet(
+            access_token="new-access",
+            refresh_token=kept,
+            token_type="bearer",
+            expires_in=600,
+            refresh_expires_in=None,
+            scope="",
+        ),
+        issued_at=timezone.now(),
+    )
 
     assert connection.refresh_token == kept
     assert connection.refresh_token_expires_at == expires
@@ -359,7 +407,8 @@ def test_an_expired_refresh_token_needs_reauth_without_asking_the_provider(team,
 
 
 def test_reconnecting_after_needs_reauth_makes_it_active_again_and_mails_recovered(
-        due, exact40, team, django_capture_on_commit_callbacks):
+    due, exact40, team, django_capture_on_commit_callbacks
+):
     exact40.revoke_all()
     with django_capture_on_commit_callbacks(execute=True):
         sweep_and_run()
@@ -371,8 +420,9 @@ def test_reconnecting_after_needs_reauth_makes_it_active_again_and_mails_recover
     start = browser.post(f"/w/acme/connections/{due.id}/connect/")
     assert start.status_code == 302
     params = {k: v[0] for k, v in parse_qs(urlsplit(start["Location"]).query).items()}
-    consent = requests.post(exact40.authorization_url, data={**params, "decision": "allow"},
-                            allow_redirects=False, timeout=5)
+    consent = requests.post(
+        exact40.authorization_url, data={**params, "decision": "allow"}, allow_redirects=False, timeout=5
+    )
     callback = urlsplit(consent.headers["Location"])
     with django_capture_on_commit_callbacks(execute=True):
         browser.get(f"{callback.path}?{callback.query}")

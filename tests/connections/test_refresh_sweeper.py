@@ -31,12 +31,15 @@ def make(team, client40, exact40):
             Connection.objects.filter(pk=connection.pk).update(**fields)
             connection.refresh_from_db()
         return connection
+
     return make
 
 
 def leases(*connections) -> list[tuple]:
-    return [Connection.objects.values_list("lease_token", "lease_expires_at", "interrupted_at").get(pk=c.pk)
-            for c in connections]
+    return [
+        Connection.objects.values_list("lease_token", "lease_expires_at", "interrupted_at").get(pk=c.pk)
+        for c in connections
+    ]
 
 
 def test_the_sweeper_claims_only_due_unleased_connections_and_writes_the_lease(make, settings):
@@ -124,8 +127,9 @@ def test_the_sweep_task_queues_one_task_per_claim_when_few_are_due(make, monkeyp
     assert refresh_sweep() == 2
 
     lease = str(Connection.objects.get(pk=first.pk).lease_token)
-    assert sorted(sent) == sorted([([[str(first.pk)], lease], {"expires": 17}),
-                                   ([[str(second.pk)], lease], {"expires": 17})])
+    assert sorted(sent) == sorted(
+        [([[str(first.pk)], lease], {"expires": 17}), ([[str(second.pk)], lease], {"expires": 17})]
+    )
     assert refresh_sweep() == 0
 
 
@@ -142,14 +146,17 @@ def test_the_sweep_task_batches_claims_when_more_are_due_than_workers(make, monk
     assert len({lease for _, lease in sent}) == 1
 
 
-@pytest.mark.parametrize(("due", "fanout", "largest", "sizes"), [
-    (0, 32, 20, []),
-    (3, 32, 20, [1, 1, 1]),
-    (32, 32, 20, [1] * 32),
-    (100, 32, 20, [4] * 25),
-    (500, 32, 20, [16] * 31 + [4]),
-    (1000, 32, 20, [20] * 50),
-])
+@pytest.mark.parametrize(
+    ("due", "fanout", "largest", "sizes"),
+    [
+        (0, 32, 20, []),
+        (3, 32, 20, [1, 1, 1]),
+        (32, 32, 20, [1] * 32),
+        (100, 32, 20, [4] * 25),
+        (500, 32, 20, [16] * 31 + [4]),
+        (1000, 32, 20, [20] * 50),
+    ],
+)
 def test_claims_spread_over_the_workers_in_batches_of_at_most_the_maximum(due, fanout, largest, sizes):
     batches = refresh_batches(list(range(due)), fanout=fanout, max_size=largest)
 

@@ -34,8 +34,9 @@ def connect_everything(request, people, team, provider, api, key):
     consent = (lambda url: exact_consent(url)) if provider == "exact" else (lambda url: dot_consent(peer, url))
     responses = []
 
-    mine = connection_create(workspace=team.a, oauth_client=client, name="Mine", owner=team.alice,
-                             actor=Actor(user=team.alice))
+    mine = connection_create(
+        workspace=team.a, oauth_client=client, name="Mine", owner=team.alice, actor=Actor(user=team.alice)
+    )
     responses.append(finish_flow(people.alice, consent(start_flow(people.alice, mine))))
 
     theirs = connection_create(workspace=team.a, oauth_client=client, name="Theirs", owner=None, actor=Actor())
@@ -79,7 +80,7 @@ def test_tokens_are_encrypted_at_rest_and_never_shown(request, people, team, api
         content = response.content.decode()
         for token in tokens:
             assert token not in content
-        assert "access_token\"" not in content and "refresh_token\"" not in content
+        assert 'access_token"' not in content and 'refresh_token"' not in content
 
     # Logs: every line, from every logger, during the flows, API calls and pages.
     assert caplog.records
@@ -118,15 +119,26 @@ def test_staff_find_connections_and_never_see_tokens(people, exact, exact_connec
     Connection.objects.update(last_error="The provider refused the refresh: invalid_grant")
 
     changelist = "/django-admin/connections/connection/"
-    for query in ("Jansen", "acme", "Acme", "alice@example.com", "jan@example.nl", "Jan de Vries", "Exact Online NL",
-                  str(connection.id)):
+    for query in (
+        "Jansen",
+        "acme",
+        "Acme",
+        "alice@example.com",
+        "jan@example.nl",
+        "Jan de Vries",
+        "Exact Online NL",
+        str(connection.id),
+    ):
         page = staff.get(changelist, {"q": query})
         assert page.status_code == 200
         assert "Jansen administratie" in page.content.decode(), query
     assert "Jansen administratie" not in staff.get(changelist, {"q": "globex"}).content.decode()
 
-    pages = [staff.get(changelist), staff.get(f"{changelist}{connection.id}/change/"),
-             staff.get(changelist, {"status__exact": "active"})]
+    pages = [
+        staff.get(changelist),
+        staff.get(f"{changelist}{connection.id}/change/"),
+        staff.get(changelist, {"status__exact": "active"}),
+    ]
     assert [p.status_code for p in pages] == [200, 200, 200]
     change = pages[1].content.decode()
     assert "Jansen administratie" in change and "invalid_grant" in change and "Authorized as Jan de Vries" in change

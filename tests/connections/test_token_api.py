@@ -45,8 +45,10 @@ def expires_at(body) -> datetime:
 
 # --- Serving a valid token --------------------------------------------------------------------
 
-def test_a_valid_token_is_served_from_the_database_in_two_queries(fresh, tokens, exact40,
-                                                                   django_assert_max_num_queries):
+
+def test_a_valid_token_is_served_from_the_database_in_two_queries(
+    fresh, tokens, exact40, django_assert_max_num_queries
+):
     tokens.get(token_url(fresh))  # the key's last use is now recorded: no write for a minute
 
     with django_assert_max_num_queries(2):
@@ -92,8 +94,11 @@ def test_a_due_token_whose_refresh_fails_is_still_served_while_valid(due, tokens
 def test_an_expired_token_during_backoff_is_a_503_with_retry_after(due, tokens, exact40):
     now = timezone.now()
     Connection.objects.filter(pk=due.pk).update(
-        status=Status.REFRESH_FAILING, access_token_expires_at=now - timedelta(seconds=1),
-        refresh_due_at=now + timedelta(seconds=30), last_error="The provider answered HTTP 500 (server_error).")
+        status=Status.REFRESH_FAILING,
+        access_token_expires_at=now - timedelta(seconds=1),
+        refresh_due_at=now + timedelta(seconds=30),
+        last_error="The provider answered HTTP 500 (server_error).",
+    )
 
     response = tokens.get(token_url(due))
 
@@ -105,6 +110,7 @@ def test_an_expired_token_during_backoff_is_a_503_with_retry_after(due, tokens, 
 
 
 # --- Connections that cannot give a token: 409 with the reason ------------------------------
+
 
 def test_a_connection_that_needs_reauth_is_a_409_that_says_why(due, tokens, exact40):
     exact40.revoke_all()
@@ -120,8 +126,9 @@ def test_a_connection_that_needs_reauth_is_a_409_that_says_why(due, tokens, exac
 
 
 def test_a_pending_connection_is_a_409(team, client40, tokens):
-    pending = connection_create(workspace=team.a, oauth_client=client40, name="Pending", owner=team.alice,
-                                actor=Actor(user=team.alice))
+    pending = connection_create(
+        workspace=team.a, oauth_client=client40, name="Pending", owner=team.alice, actor=Actor(user=team.alice)
+    )
 
     response = tokens.get(token_url(pending))
 
@@ -142,6 +149,7 @@ def test_a_disconnected_connection_is_a_409(team, fresh, tokens):
 
 # --- Who may fetch a token --------------------------------------------------------------------
 
+
 def test_a_key_without_the_tokens_scope_is_refused(team, fresh):
     response = tokens_client(team.a, scopes=("read", "write")).get(token_url(fresh))
     assert response.status_code == 403
@@ -159,6 +167,7 @@ def test_a_member_may_fetch_a_token_for_their_own_connection_only(team, fresh, d
 
 
 # --- An admin's "refresh now" ---------------------------------------------------------------------
+
 
 def test_refresh_now_inside_the_window_refreshes_at_once(team, due, api, exact40):
     response = api.as_user(team.alice).post(refresh_url(due))

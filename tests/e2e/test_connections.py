@@ -44,8 +44,9 @@ def callback_url(live_server):
 def exact(callback_url):
     with ExactOnlineEmulator() as emulator:
         emulator.add_client(EXACT_ID, EXACT_SECRET, name="Tokenkeeper", redirect_uris=[callback_url])
-        emulator.add_user("jan@example.nl", full_name="Jan de Vries", divisions=[123456, 654321],
-                          customer_name="Jansen Bakkerij B.V.")
+        emulator.add_user(
+            "jan@example.nl", full_name="Jan de Vries", divisions=[123456, 654321], customer_name="Jansen Bakkerij B.V."
+        )
         yield emulator
 
 
@@ -128,10 +129,18 @@ def consent_at_dot(page: Page, dot) -> None:
 def test_exact_online_connect_in_the_browser(live_server, new_person, alice, exact):
     page = new_person()
     login(page, live_server, alice.email, PASSWORD)
-    register_client(page, live_server, "exact_online", {
-        "Name": "Exact Online NL", "Client ID": EXACT_ID, "Client Secret": EXACT_SECRET,
-        "Authorization URL": exact.authorization_url, "Token URL": exact.token_url,
-    })
+    register_client(
+        page,
+        live_server,
+        "exact_online",
+        {
+            "Name": "Exact Online NL",
+            "Client ID": EXACT_ID,
+            "Client Secret": EXACT_SECRET,
+            "Authorization URL": exact.authorization_url,
+            "Token URL": exact.token_url,
+        },
+    )
     create_connection(page, "Jansen administratie", "Exact Online NL")
 
     page.get_by_role("button", name="Connect").click()
@@ -154,14 +163,26 @@ def test_exact_online_connect_in_the_browser(live_server, new_person, alice, exa
 def test_dot_connect_in_the_browser_with_pkce(live_server, new_person, alice, dot):
     page = new_person()
     login(page, live_server, alice.email, PASSWORD)
-    register_client(page, live_server, "generic", {
-        "Name": "Standard OAuth", "Client ID": dot.client_id, "Client Secret": dot.client_secret,
-        "Authorization URL": dot.authorization_url, "Token URL": dot.token_url,
-        "Access Token Expires In": "3600000", "Refresh Token Expires In": "0",
-    }, advanced={
-        "Scopes": "read write", "Client authentication method": "client_secret_basic", "Use PKCE (S256)": True,
-        "Identity URL": dot.userinfo_url,
-    })
+    register_client(
+        page,
+        live_server,
+        "generic",
+        {
+            "Name": "Standard OAuth",
+            "Client ID": dot.client_id,
+            "Client Secret": dot.client_secret,
+            "Authorization URL": dot.authorization_url,
+            "Token URL": dot.token_url,
+            "Access Token Expires In": "3600000",
+            "Refresh Token Expires In": "0",
+        },
+        advanced={
+            "Scopes": "read write",
+            "Client authentication method": "client_secret_basic",
+            "Use PKCE (S256)": True,
+            "Identity URL": dot.userinfo_url,
+        },
+    )
     create_connection(page, "Alice at DOT", "Standard OAuth")
 
     page.get_by_role("button", name="Connect").click()
@@ -181,12 +202,25 @@ def test_api_started_flow_in_a_browser_without_tokenkeeper_login(request, live_s
     if provider == "exact":
         fields = {"provider": "exact_online", "client_id": EXACT_ID, "client_secret": EXACT_SECRET}
     else:
-        fields = {"provider": "generic", "client_id": peer.client_id, "client_secret": peer.client_secret,
-                  "scopes": "read write", "identity_url": peer.userinfo_url, "use_pkce": True,
-                  "token_endpoint_auth_method": "client_secret_post"}
-    client = oauth_client_create(workspace=alice.memberships.get().workspace, actor=Actor(user=alice), name="Peer",
-                                 authorization_url=peer.authorization_url, token_url=peer.token_url,
-                                 access_token_expires_in=3_600_000, refresh_token_expires_in=0, **fields)
+        fields = {
+            "provider": "generic",
+            "client_id": peer.client_id,
+            "client_secret": peer.client_secret,
+            "scopes": "read write",
+            "identity_url": peer.userinfo_url,
+            "use_pkce": True,
+            "token_endpoint_auth_method": "client_secret_post",
+        }
+    client = oauth_client_create(
+        workspace=alice.memberships.get().workspace,
+        actor=Actor(user=alice),
+        name="Peer",
+        authorization_url=peer.authorization_url,
+        token_url=peer.token_url,
+        access_token_expires_in=3_600_000,
+        refresh_token_expires_in=0,
+        **fields,
+    )
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {make_api_key(client.workspace, scopes=('read', 'write'))}"
     base = url(live_server, "/api/v1/workspaces/acme/connections/")
@@ -223,9 +257,15 @@ def test_api_started_flow_in_a_browser_without_tokenkeeper_login(request, live_s
 
 def test_declined_consent_shows_what_went_wrong(live_server, new_person, alice, exact):
     oauth_client = oauth_client_create(
-        workspace=alice.memberships.get().workspace, actor=Actor(user=alice), provider="exact_online",
-        name="Exact Online NL", client_id=EXACT_ID, client_secret=EXACT_SECRET,
-        authorization_url=exact.authorization_url, token_url=exact.token_url)
+        workspace=alice.memberships.get().workspace,
+        actor=Actor(user=alice),
+        provider="exact_online",
+        name="Exact Online NL",
+        client_id=EXACT_ID,
+        client_secret=EXACT_SECRET,
+        authorization_url=exact.authorization_url,
+        token_url=exact.token_url,
+    )
     page = new_person()
     login(page, live_server, alice.email, PASSWORD)
     page.goto(url(live_server, "/w/acme/connections/new/"))

@@ -187,7 +187,8 @@ def test_a_bad_token_url_is_shown_next_to_the_field_and_nothing_is_saved(alice, 
     page.get_by_role("button", name="Save").click()
 
     expect(page.locator("[data-field=token_url] .error")).to_have_text(
-        "169.254.169.254 is a private, loopback or link-local address; use a public host.")
+        "169.254.169.254 is a private, loopback or link-local address; use a public host."
+    )
     expect(field(page, "Client Secret")).to_have_value("")
     expect_secret_hidden(page)
     assert not OAuthClient.objects.exists()
@@ -195,11 +196,21 @@ def test_a_bad_token_url_is_shown_next_to_the_field_and_nothing_is_saved(alice, 
 
 def test_deleting_a_client_in_use_needs_the_confirmation_checkbox(alice, live_server, team):
     client = OAuthClient.objects.create(
-        workspace=team.a, provider="exact_online", site="nl", name="Exact Online NL", client_id="id",
-        client_secret=SECRET, authorization_url=EXACT_NL[0], token_url=EXACT_NL[1],
-        access_token_expires_in=599999, token_endpoint_auth_method="client_secret_post", use_pkce=False)
-    Connection.objects.create(workspace=team.a, oauth_client=client, name="Acme BV", status="active",
-                              access_token="a", refresh_token="r")
+        workspace=team.a,
+        provider="exact_online",
+        site="nl",
+        name="Exact Online NL",
+        client_id="id",
+        client_secret=SECRET,
+        authorization_url=EXACT_NL[0],
+        token_url=EXACT_NL[1],
+        access_token_expires_in=599999,
+        token_endpoint_auth_method="client_secret_post",
+        use_pkce=False,
+    )
+    Connection.objects.create(
+        workspace=team.a, oauth_client=client, name="Acme BV", status="active", access_token="a", refresh_token="r"
+    )
     page = alice
     open_oauth_clients(page, live_server)
     expect(client_row(page, "Exact Online NL").locator("td").nth(3)).to_have_text("1")
@@ -209,8 +220,7 @@ def test_deleting_a_client_in_use_needs_the_confirmation_checkbox(alice, live_se
 
     page.get_by_role("button", name="Delete client").click()
 
-    expect(page.get_by_role("alert")).to_contain_text(
-        "Tick the box to confirm that these connections will be revoked.")
+    expect(page.get_by_role("alert")).to_contain_text("Tick the box to confirm that these connections will be revoked.")
     shot(page, "delete-page")
     assert OAuthClient.objects.filter(id=client.id).exists()
 

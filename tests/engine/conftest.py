@@ -48,6 +48,7 @@ ENGINE_ENV = {
 
 # --- Requirements: skip locally, fail in CI -------------------------------------------
 
+
 def _is_postgres() -> bool:
     from django.conf import settings
 
@@ -104,6 +105,7 @@ def pytest_runtest_makereport(item, call):
 
 # --- The emulator and Tokenkeeper's client ----------------------------------------------
 
+
 @pytest.fixture
 def exact():
     with exact_emulator() as emulator:
@@ -117,6 +119,7 @@ def exact_client(team, exact):
 
 # --- Real Celery processes -------------------------------------------------------------------
 
+
 class CeleryProcess:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path, ready: str):
         self.name = name
@@ -124,8 +127,9 @@ class CeleryProcess:
         self.ready_marker = ready
         with log.open("wb") as out:
             # Its own process group: a kill takes the prefork children with it.
-            self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -170,22 +174,40 @@ class CeleryCluster:
         self.processes: list[CeleryProcess] = []
 
     def _start(self, name: str, args: list[str], ready: str, env: dict[str, str]) -> CeleryProcess:
-        process = CeleryProcess(name, [str(CELERY), "-A", "config", *args], {**self.env, **env},
-                                self.tmp_path / f"{name}.log", ready)
+        process = CeleryProcess(
+            name, [str(CELERY), "-A", "config", *args], {**self.env, **env}, self.tmp_path / f"{name}.log", ready
+        )
         self.processes.append(process)
         return process
 
     def worker(self, name: str = "worker1", *, concurrency: int = 4, wait: bool = True, **env) -> CeleryProcess:
-        process = self._start(name, ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
-                                     "-l", "info", "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
-                                     "--without-heartbeat"], " ready.", env)
+        process = self._start(
+            name,
+            [
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "-l",
+                "info",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            " ready.",
+            env,
+        )
         if wait:
             process.wait_ready()
         return process
 
     def beat(self, *, wait: bool = True, **env) -> CeleryProcess:
-        process = self._start("beat", ["beat", "-l", "info", "-s", str(self.tmp_path / "beat-schedule")],
-                              "beat: Starting", env)
+        process = self._start(
+            "beat", ["beat", "-l", "info", "-s", str(self.tmp_path / "beat-schedule")], "beat: Starting", env
+        )
         if wait:
             process.wait_ready()
         return process
@@ -220,25 +242,30 @@ def celery(request, transactional_db, settings, tmp_path, exact):
 
     broker = worker_broker_url()
     redis.Redis.from_url(broker).flushdb()
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_BACKEND", "EMAIL_FILE_PATH"}
-           and not key.startswith(("REFRESH_", "PYTEST_"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
-        "CELERY_BROKER_URL": broker,
-        "OAUTH_ALLOW_INSECURE_URLS": "true",
-        "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
-        "TOKENKEEPER_VAR_DIR": str(tmp_path / "var"),
-        "TOKENKEEPER_ENV": "development",
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-        **ENGINE_ENV,
-    })
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_BACKEND", "EMAIL_FILE_PATH"}
+        and not key.startswith(("REFRESH_", "PYTEST_"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": _database_url(settings.DATABASES["default"]),
+            "CELERY_BROKER_URL": broker,
+            "OAUTH_ALLOW_INSECURE_URLS": "true",
+            "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+            "TOKENKEEPER_VAR_DIR": str(tmp_path / "var"),
+            "TOKENKEEPER_ENV": "development",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            **ENGINE_ENV,
+        }
+    )
     cluster = CeleryCluster(tmp_path, env)
     request.node._celery_cluster = cluster
     try:

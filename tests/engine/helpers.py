@@ -44,26 +44,40 @@ def exact_emulator(**options) -> ExactOnlineEmulator:
 
 def exact_client(workspace, user, exact: ExactOnlineEmulator, **overrides):
     fields = {
-        "provider": "exact_online", "site": "nl", "name": "Exact Online NL", "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET, "authorization_url": exact.authorization_url,
-        "token_url": exact.token_url, "access_token_expires_in": 599_999,
-        "refresh_token_expires_in": 30 * 24 * 3600 * 1000, **overrides,
+        "provider": "exact_online",
+        "site": "nl",
+        "name": "Exact Online NL",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "authorization_url": exact.authorization_url,
+        "token_url": exact.token_url,
+        "access_token_expires_in": 599_999,
+        "refresh_token_expires_in": 30 * 24 * 3600 * 1000,
+        **overrides,
     }
     return oauth_client_create(workspace=workspace, actor=Actor(user=user), **fields)
 
 
-def connect(client, exact: ExactOnlineEmulator, *, name: str, owner, remaining: float,
-            user: str | None = None) -> Connection:
+def connect(
+    client, exact: ExactOnlineEmulator, *, name: str, owner, remaining: float, user: str | None = None
+) -> Connection:
     """An active connection holding tokens the emulator issued; its access token
     has ``remaining`` seconds left (by the emulator's clock and never less by ours)."""
-    connection = connection_create(workspace=client.workspace, oauth_client=client, name=name, owner=owner,
-                                   actor=Actor(user=owner))
+    connection = connection_create(
+        workspace=client.workspace, oauth_client=client, name=name, owner=owner, actor=Actor(user=owner)
+    )
     started = timezone.now()
-    body = exact.issue_tokens(CLIENT_ID, user or f"{name.lower().replace(' ', '.')}@example.nl",
-                              access_expires_in=remaining)
-    tokens = TokenSet(access_token=body["access_token"], refresh_token=body["refresh_token"],
-                      token_type=body["token_type"], expires_in=int(body["expires_in"]), refresh_expires_in=None,
-                      scope="")
+    body = exact.issue_tokens(
+        CLIENT_ID, user or f"{name.lower().replace(' ', '.')}@example.nl", access_expires_in=remaining
+    )
+    tokens = TokenSet(
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+        token_type=body["token_type"],
+        expires_in=int(body["expires_in"]),
+        refresh_expires_in=None,
+        scope="",
+    )
     lifetime = int(body["expires_in"])
     apply_tokens(connection, tokens, issued_at=started - timedelta(seconds=lifetime - remaining))
     connection.status = Status.ACTIVE
@@ -91,8 +105,13 @@ def refreshes(exact: ExactOnlineEmulator, outcome: str | None = None) -> int:
     return exact.count(outcome, grant_type="refresh_token")
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1,
-               message: str | Callable[[], str] = "condition") -> object:
+def wait_until(
+    predicate: Callable[[], object],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    message: str | Callable[[], str] = "condition",
+) -> object:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

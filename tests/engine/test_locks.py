@@ -20,11 +20,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 def in_thread(function):
     """Run ``function`` with its own database connection, closed afterwards."""
+
     def run(*args):
         try:
             return function(*args)
         finally:
             connections.close_all()
+
     return run
 
 
@@ -55,8 +57,7 @@ def test_the_sweeper_skips_a_connection_whose_refresh_holds_the_row_lock(team, e
 
 
 def test_sweepers_running_at_once_never_claim_the_same_connection(team, exact, exact_client):
-    expected = {connect(exact_client, exact, name=f"Due {i}", owner=team.alice, remaining=20).pk
-                for i in range(30)}
+    expected = {connect(exact_client, exact, name=f"Due {i}", owner=team.alice, remaining=20).pk for i in range(30)}
     start = threading.Barrier(4)
 
     @in_thread

@@ -68,8 +68,10 @@ def test_fifty_connections_stay_fresh_for_five_refresh_cycles(team, exact, exact
     start(celery)
     rng = random.Random(20240601)
     # First refreshes spread over the first ~4 s, then one every ~15 s per connection.
-    fleet = [connect(exact_client, exact, name=f"Company {i:02}", owner=team.alice, remaining=rng.uniform(25.5, 29))
-             for i in range(CONNECTIONS)]
+    fleet = [
+        connect(exact_client, exact, name=f"Company {i:02}", owner=team.alice, remaining=rng.uniform(25.5, 29))
+        for i in range(CONNECTIONS)
+    ]
     api = tokens_client(team.a)
     served = 0
     deadline = time.monotonic() + 150
@@ -89,9 +91,11 @@ def test_fifty_connections_stay_fresh_for_five_refresh_cycles(team, exact, exact
     leads = exact.refresh_leads
     outcomes = exact.outcomes
     worker_refreshes = ConnectionEvent.objects.filter(kind=EventKind.REFRESHED, detail="Refreshed.").count()
-    print(f"\nserved {served} tokens; {len(leads)} refreshes ({worker_refreshes} by the worker, the rest on "
-          f"demand); leads {min(leads):.2f}..{max(leads):.2f} s; outcomes {outcomes}; "
-          f"max concurrent per chain {exact.max_concurrent_refreshes_per_chain}")
+    print(
+        f"\nserved {served} tokens; {len(leads)} refreshes ({worker_refreshes} by the worker, the rest on "
+        f"demand); leads {min(leads):.2f}..{max(leads):.2f} s; outcomes {outcomes}; "
+        f"max concurrent per chain {exact.max_concurrent_refreshes_per_chain}"
+    )
     assert all(0 < lead <= 30 for lead in leads), leads
     assert outcomes["ok"] == len(leads) >= CONNECTIONS * CYCLES
     assert outcomes.get("too_early", 0) == 0
@@ -136,7 +140,8 @@ def test_twenty_callers_racing_the_real_sweeper_make_one_token_request(team, exa
 
 
 def test_provider_errors_retry_with_backoff_and_invalid_grant_needs_reauth_with_one_mail_each(
-        team, dora, exact, exact_client, celery):
+    team, dora, exact, exact_client, celery
+):
     start(celery)
 
     # Two 500s: refresh_failing (the token still serves), backoff 1 s then 2 s, then active again.
@@ -167,7 +172,10 @@ def test_provider_errors_retry_with_backoff_and_invalid_grant_needs_reauth_with_
     assert "invalid_grant" in broken.last_error
     mail = read_mail_files(celery.mail_dir)
     assert mail_recipients(mail, "needs re-authorization") == [
-        "alice@example.com", "bob@example.com", "dora@example.com"]
+        "alice@example.com",
+        "bob@example.com",
+        "dora@example.com",
+    ]
 
 
 def test_a_worker_killed_before_its_request_left_is_taken_up_by_a_later_sweep(team, exact, exact_client, celery):
@@ -203,8 +211,11 @@ def test_a_worker_killed_before_its_request_left_is_taken_up_by_a_later_sweep(te
     assert exact.count() == 0
 
     celery.worker("worker2")
-    wait_until(lambda: Connection.objects.filter(pk=connection.pk, last_refreshed_at__isnull=False).exists(),
-               timeout=25, message="the refresh by the next sweep")
+    wait_until(
+        lambda: Connection.objects.filter(pk=connection.pk, last_refreshed_at__isnull=False).exists(),
+        timeout=25,
+        message="the refresh by the next sweep",
+    )
 
     [request] = exact.token_requests
     assert request.outcome == "ok" and 0 < request.lead <= 30
@@ -219,13 +230,17 @@ def test_a_worker_killed_before_its_request_left_is_taken_up_by_a_later_sweep(te
 def _task_waiting_for_a_lock() -> bool:
     # pg_stat_activity keeps only the first 1 kB of a query: "FOR UPDATE" at its end is cut off.
     with db.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock' AND query LIKE %s", ['SELECT %"connections_connection"%'])
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            ['SELECT %"connections_connection"%'],
+        )
         return cursor.fetchone()[0] > 0
 
 
 def test_a_worker_killed_while_waiting_for_the_answer_ends_in_needs_reauth_that_says_interrupted(
-        team, exact, exact_client, celery):
+    team, exact, exact_client, celery
+):
     """The provider rotated the refresh token, but the worker died before the answer arrived: the old token
     is dead. One further attempt (after the claim ran out) learns that, and the reason says why."""
     worker1, _ = start(celery)

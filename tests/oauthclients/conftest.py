@@ -21,19 +21,32 @@ NEW_SECRET = "acme-replaced-secret-Hj4nC9"
 @pytest.fixture
 def acme_client(team):
     return oauth_client_create(
-        workspace=team.a, actor=Actor(user=team.alice), provider="exact_online", site="nl", name="Exact Online NL",
-        client_id="acme-exact-id", client_secret=ACME_SECRET, webhook_secret=ACME_WEBHOOK,
-        access_token_expires_in=3599999, refresh_token_expires_in=7775999999,
+        workspace=team.a,
+        actor=Actor(user=team.alice),
+        provider="exact_online",
+        site="nl",
+        name="Exact Online NL",
+        client_id="acme-exact-id",
+        client_secret=ACME_SECRET,
+        webhook_secret=ACME_WEBHOOK,
+        access_token_expires_in=3599999,
+        refresh_token_expires_in=7775999999,
     )
 
 
 @pytest.fixture
 def globex_client(team):
     return oauth_client_create(
-        workspace=team.b, actor=Actor(user=team.charlie), provider="generic", name="Globex CRM",
-        client_id="globex-crm-id", client_secret=GLOBEX_SECRET,
-        authorization_url="https://login.globex.example/authorize", token_url="https://login.globex.example/token",
-        access_token_expires_in=3600000, refresh_token_expires_in=0,
+        workspace=team.b,
+        actor=Actor(user=team.charlie),
+        provider="generic",
+        name="Globex CRM",
+        client_id="globex-crm-id",
+        client_secret=GLOBEX_SECRET,
+        authorization_url="https://login.globex.example/authorize",
+        token_url="https://login.globex.example/token",
+        access_token_expires_in=3600000,
+        refresh_token_expires_in=0,
     )
 
 

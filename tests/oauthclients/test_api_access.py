@@ -25,8 +25,18 @@ READS = [
 WRITES = [
     ("create", "post", LIST, exact_body(name="Exact Online BE", site="be")),
     ("patch", "patch", ONE, {"name": "Renamed", "client_secret": NEW_SECRET}),
-    ("put", "put", ONE, {"name": "Renamed", "client_id": "new-id", "access_token_expires_in": 600000,
-                         "refresh_token_expires_in": 0, "client_secret": NEW_SECRET}),
+    (
+        "put",
+        "put",
+        ONE,
+        {
+            "name": "Renamed",
+            "client_id": "new-id",
+            "access_token_expires_in": 600000,
+            "refresh_token_expires_in": 0,
+            "client_secret": NEW_SECRET,
+        },
+    ),
     ("delete", "delete", ONE, None),
 ]
 ENDPOINTS = READS + WRITES
@@ -66,8 +76,7 @@ def test_anonymous_callers_must_authenticate(team, api, acme_client, name, metho
 
 
 @pytest.mark.parametrize(("name", "method", "path", "body"), ENDPOINTS, ids=ids(ENDPOINTS))
-def test_a_non_member_cannot_tell_the_workspace_exists(team, api, acme_client, globex_client,
-                                                       name, method, path, body):
+def test_a_non_member_cannot_tell_the_workspace_exists(team, api, acme_client, globex_client, name, method, path, body):
     before = stored()
 
     response = call(api.as_user(team.charlie), method, path, body, acme_client)
@@ -117,7 +126,8 @@ def test_changing_needs_the_write_scope(team, api, keys, acme_client, scope, nam
 
 @pytest.mark.parametrize(("name", "method", "path", "body"), WRITES[1:] + READS[1:], ids=ids(WRITES[1:] + READS[1:]))
 def test_a_client_of_another_workspace_is_not_found_through_ones_own_workspace(
-        team, api, acme_client, globex_client, name, method, path, body):
+    team, api, acme_client, globex_client, name, method, path, body
+):
     """Alice is admin of Acme; Globex's client id under /workspaces/acme/ does not exist for her."""
     before = stored()
 
@@ -163,10 +173,18 @@ def test_an_api_key_with_the_read_scope_lists_and_reads(team, api, keys, acme_cl
 
 
 def test_the_list_filters_by_type(team, api, acme_client):
-    api.as_user(team.alice).post(LIST, {
-        "provider": "generic", "name": "CRM", "client_id": "c", "client_secret": "s",
-        "authorization_url": "https://login.example.com/a", "token_url": "https://login.example.com/t",
-    }, format="json")
+    api.as_user(team.alice).post(
+        LIST,
+        {
+            "provider": "generic",
+            "name": "CRM",
+            "client_id": "c",
+            "client_secret": "s",
+            "authorization_url": "https://login.example.com/a",
+            "token_url": "https://login.example.com/t",
+        },
+        format="json",
+    )
 
     generic = api.as_user(team.bob).get(LIST, {"provider": "generic"}).json()["results"]
 
@@ -185,8 +203,11 @@ def test_an_admin_or_a_write_key_creates_updates_and_deletes(team, api, keys, wh
     assert patched.status_code == 200, patched.content
     assert patched.json()["name"] == "Exact Online Belgium"
 
-    put = client.put(url, {"name": "Exact BE", "client_id": "other-id", "access_token_expires_in": 600000,
-                           "refresh_token_expires_in": 0}, format="json")
+    put = client.put(
+        url,
+        {"name": "Exact BE", "client_id": "other-id", "access_token_expires_in": 600000, "refresh_token_expires_in": 0},
+        format="json",
+    )
     assert put.status_code == 200, put.content
     assert (put.json()["name"], put.json()["client_id"]) == ("Exact BE", "other-id")
     assert put.json()["access_token_expires_in"] == 600000
@@ -226,8 +247,9 @@ def test_any_signed_in_user_lists_providers(team, api, who):
     assert "exact_online" in {p["key"] for p in response.json()}
 
 
-@pytest.mark.parametrize(("scope", "status"), [("read", 200), ("all", 200), ("globex", 200), ("write", 403),
-                                                ("tokens", 403)])
+@pytest.mark.parametrize(
+    ("scope", "status"), [("read", 200), ("all", 200), ("globex", 200), ("write", 403), ("tokens", 403)]
+)
 def test_an_api_key_lists_providers_only_with_the_read_scope(team, api, keys, scope, status):
     response = api.as_key(keys[scope]).get(PROVIDERS)
 

@@ -10,8 +10,9 @@ from tests.oauthclients.helpers import assert_error, audit_events, client_url, c
 
 
 def connect(client, name="Acme BV administration", status="active"):
-    return Connection.objects.create(workspace=client.workspace, oauth_client=client, name=name, status=status,
-                                     access_token="a", refresh_token="r")
+    return Connection.objects.create(
+        workspace=client.workspace, oauth_client=client, name=name, status=status, access_token="a", refresh_token="r"
+    )
 
 
 # --- Create ------------------------------------------------------------------------------------------
@@ -64,8 +65,7 @@ def test_a_client_created_with_an_api_key_is_audited_as_that_key(team, api):
 def test_a_client_needs_a_secret(team, api):
     response = api.as_user(team.alice).post(clients_url(), exact_body(client_secret="  "), format="json")
 
-    assert_error(response, 400, "Enter the Client Secret from the provider's app registration.",
-                 field="client_secret")
+    assert_error(response, 400, "Enter the Client Secret from the provider's app registration.", field="client_secret")
     assert not OAuthClient.objects.exists()
 
 
@@ -78,8 +78,9 @@ def test_all_problems_are_reported_at_once(team, api):
     assert error["fields"] == {
         "client_id": ["Enter the Client ID from the provider's app registration."],
         "client_secret": ["Enter the Client Secret from the provider's app registration."],
-        "access_token_expires_in": ["Enter the access-token lifetime in milliseconds as a whole number above 0, "
-                                    "e.g. 3599999."],
+        "access_token_expires_in": [
+            "Enter the access-token lifetime in milliseconds as a whole number above 0, e.g. 3599999."
+        ],
         "token_url": ["Enter a full URL starting with https://."],
     }
     assert not OAuthClient.objects.exists()
@@ -130,8 +131,14 @@ def test_an_empty_secret_in_an_update_keeps_the_old_one(team, api, acme_client):
 
 
 def test_a_put_replaces_the_settings_and_the_secret(team, api, acme_client):
-    body = {"name": "Exact BE", "client_id": "be-id", "site": "be", "access_token_expires_in": 600000,
-            "refresh_token_expires_in": 0, "client_secret": NEW_SECRET}
+    body = {
+        "name": "Exact BE",
+        "client_id": "be-id",
+        "site": "be",
+        "access_token_expires_in": 600000,
+        "refresh_token_expires_in": 0,
+        "client_secret": NEW_SECRET,
+    }
 
     response = api.as_user(team.alice).put(client_url(acme_client), body, format="json")
 
@@ -157,8 +164,9 @@ def test_moving_an_exact_online_client_to_another_site_moves_its_urls(team, api,
 
 
 def test_a_new_webhook_secret_is_stored_and_reported_as_set(team, api, globex_client):
-    response = api.as_user(team.charlie).patch(client_url(globex_client, "globex"), {"webhook_secret": "hook-2"},
-                                               format="json")
+    response = api.as_user(team.charlie).patch(
+        client_url(globex_client, "globex"), {"webhook_secret": "hook-2"}, format="json"
+    )
 
     assert response.status_code == 200, response.content
     assert response.json()["has_webhook_secret"] is True
@@ -180,7 +188,9 @@ def test_a_refused_update_changes_nothing(team, api, acme_client):
 
     response = api.as_user(team.alice).patch(
         client_url(acme_client),
-        {"name": "Renamed", "client_secret": NEW_SECRET, "access_token_expires_in": "ten minutes"}, format="json")
+        {"name": "Renamed", "client_secret": NEW_SECRET, "access_token_expires_in": "ten minutes"},
+        format="json",
+    )
 
     assert_error(response, 400, "Enter the access-token lifetime in milliseconds", field="access_token_expires_in")
     assert stored() == before
@@ -206,8 +216,9 @@ def test_deleting_a_client_that_a_connection_uses_is_refused(team, api, acme_cli
 
     response = api.as_user(team.alice).delete(client_url(acme_client))
 
-    error = assert_error(response, 400, "1 connection(s) use this client. Confirm that they will be revoked "
-                                        "to delete it.")
+    error = assert_error(
+        response, 400, "1 connection(s) use this client. Confirm that they will be revoked to delete it."
+    )
     assert error["code"] == "client_in_use"
     assert stored() == before
     assert Connection.objects.get().access_token == "a"

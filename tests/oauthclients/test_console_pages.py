@@ -67,12 +67,22 @@ def test_registering_through_the_form_shows_the_client_with_its_redirect_uri(cli
     assert 'value="https://tokens.acme.example/oauth2/callback"' in text(form)
     assert form.context["form"]["authorization_url"].value() == "https://start.exactonline.nl/api/oauth2/auth"
 
-    response = client.post(page("new/", team.a), {
-        "provider": "exact_online", "site": "nl", "name": "Exact Online NL", "client_id": "exact-id",
-        "client_secret": ACME_SECRET, "authorization_url": "https://start.exactonline.nl/api/oauth2/auth",
-        "token_url": "https://start.exactonline.nl/api/oauth2/token", "access_token_expires_in": "3599999",
-        "refresh_token_expires_in": "7775999999", "token_endpoint_auth_method": "client_secret_post",
-    }, follow=True)
+    response = client.post(
+        page("new/", team.a),
+        {
+            "provider": "exact_online",
+            "site": "nl",
+            "name": "Exact Online NL",
+            "client_id": "exact-id",
+            "client_secret": ACME_SECRET,
+            "authorization_url": "https://start.exactonline.nl/api/oauth2/auth",
+            "token_url": "https://start.exactonline.nl/api/oauth2/token",
+            "access_token_expires_in": "3599999",
+            "refresh_token_expires_in": "7775999999",
+            "token_endpoint_auth_method": "client_secret_post",
+        },
+        follow=True,
+    )
 
     created = OAuthClient.objects.get()
     assert response.redirect_chain[-1][0] == page("{id}/", created)
@@ -94,8 +104,9 @@ def test_the_register_form_starts_from_the_type_in_the_address(client, team):
 
 
 def test_the_list_shows_each_client_with_its_type_and_connection_count(client, team, acme_client):
-    Connection.objects.create(workspace=team.a, oauth_client=acme_client, name="Acme BV", status="active",
-                              access_token="a", refresh_token="r")
+    Connection.objects.create(
+        workspace=team.a, oauth_client=acme_client, name="Acme BV", status="active", access_token="a", refresh_token="r"
+    )
     client.force_login(team.alice)
 
     response = client.get(page("", acme_client))
@@ -162,8 +173,9 @@ def test_deleting_an_unused_client_needs_no_confirmation(client, team, acme_clie
 
 
 def test_deleting_a_client_in_use_needs_the_confirmation_checkbox(client, team, acme_client):
-    Connection.objects.create(workspace=team.a, oauth_client=acme_client, name="Acme BV", status="active",
-                              access_token="a", refresh_token="r")
+    Connection.objects.create(
+        workspace=team.a, oauth_client=acme_client, name="Acme BV", status="active", access_token="a", refresh_token="r"
+    )
     client.force_login(team.alice)
     confirm_page = client.get(page("{id}/delete/", acme_client))
     assert "1 connection(s)" in text(confirm_page)

@@ -48,11 +48,23 @@ def readable_with(key: str, ciphertext: str) -> bool:
 @pytest.fixture
 def secrets_everywhere(team, acme_client, globex_client):
     """Clients in both workspaces (one without a webhook secret), a connection with tokens, and a few more clients."""
-    Connection.objects.create(workspace=team.a, oauth_client=acme_client, name="Acme BV", status="active",
-                              access_token="access-token-Ab1", refresh_token="refresh-token-Cd2")
+    Connection.objects.create(
+        workspace=team.a,
+        oauth_client=acme_client,
+        name="Acme BV",
+        status="active",
+        access_token="access-token-Ab1",
+        refresh_token="refresh-token-Cd2",
+    )
     for n in range(5):
-        oauth_client_create(workspace=team.b, actor=Actor(user=team.charlie), provider="exact_online", name=f"EO {n}",
-                            client_id=f"id-{n}", client_secret=f"secret-{n}")
+        oauth_client_create(
+            workspace=team.b,
+            actor=Actor(user=team.charlie),
+            provider="exact_online",
+            name=f"EO {n}",
+            client_id=f"id-{n}",
+            client_secret=f"secret-{n}",
+        )
 
 
 def plaintexts() -> dict:
@@ -82,8 +94,7 @@ def test_after_adding_a_new_first_key_the_command_reencrypts_every_row(settings,
     assert plaintexts() == secrets
 
 
-def test_once_rotated_the_old_key_can_be_dropped_and_everything_still_decrypts(settings, api, team,
-                                                                                secrets_everywhere):
+def test_once_rotated_the_old_key_can_be_dropped_and_everything_still_decrypts(settings, api, team, secrets_everywhere):
     secrets = plaintexts()
     settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY, settings.FIELD_ENCRYPTION_KEYS[0]]
     rotate()
@@ -96,8 +107,9 @@ def test_once_rotated_the_old_key_can_be_dropped_and_everything_still_decrypts(s
     assert OAuthClient.objects.get(name="Globex CRM").client_secret == GLOBEX_SECRET
     # The app keeps working: listing, and a new secret written with the new key.
     assert api.as_user(team.alice).get("/api/v1/workspaces/acme/oauth-clients/").status_code == 200
-    response = api.as_user(team.alice).patch(f"/api/v1/workspaces/acme/oauth-clients/{acme.id}/",
-                                             {"client_secret": "after-rotation"}, format="json")
+    response = api.as_user(team.alice).patch(
+        f"/api/v1/workspaces/acme/oauth-clients/{acme.id}/", {"client_secret": "after-rotation"}, format="json"
+    )
     assert response.status_code == 200
     assert OAuthClient.objects.get(id=acme.id).client_secret == "after-rotation"
 
@@ -116,8 +128,14 @@ def test_running_the_command_again_changes_nothing(settings, secrets_everywhere)
 def test_rows_written_while_both_keys_are_configured_use_the_new_key(settings, team):
     settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY, settings.FIELD_ENCRYPTION_KEYS[0]]
 
-    client = oauth_client_create(workspace=team.a, actor=Actor(user=team.alice), provider="exact_online",
-                                 name="New", client_id="id", client_secret="fresh")
+    client = oauth_client_create(
+        workspace=team.a,
+        actor=Actor(user=team.alice),
+        provider="exact_online",
+        name="New",
+        client_id="id",
+        client_secret="fresh",
+    )
 
     [(secret, _)] = raw("oauthclients_oauthclient", "client_secret", "webhook_secret").values()
     assert readable_with(NEW_KEY, secret)
@@ -134,8 +152,10 @@ def test_a_missing_key_stops_the_command_with_a_clear_error_and_changes_nothing(
 
     message = str(error.value)
     assert message.startswith("oauthclients.OAuthClient ")
-    assert "field client_secret: A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; " \
-           "the key that encrypted it is missing." in message
+    assert (
+        "field client_secret: A stored secret could not be decrypted with any key in FIELD_ENCRYPTION_KEYS; "
+        "the key that encrypted it is missing." in message
+    )
     assert stored_ciphertexts() == before
 
 
@@ -149,10 +169,13 @@ def test_reading_a_secret_whose_key_is_missing_fails_clearly_without_showing_cip
     assert ciphertext not in str(error.value)
 
 
-@pytest.mark.parametrize(("keys", "message"), [
-    ([], "FIELD_ENCRYPTION_KEYS is empty"),
-    (["not-a-fernet-key"], "FIELD_ENCRYPTION_KEYS holds an invalid key"),
-])
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ([], "FIELD_ENCRYPTION_KEYS is empty"),
+        (["not-a-fernet-key"], "FIELD_ENCRYPTION_KEYS holds an invalid key"),
+    ],
+)
 def test_no_or_a_malformed_key_is_a_clear_configuration_error(settings, acme_client, keys, message):
     settings.FIELD_ENCRYPTION_KEYS = keys
 

@@ -74,8 +74,9 @@ def test_exact_online_always_sends_credentials_in_the_form_body_without_pkce(tea
 
 def test_explicit_exact_online_urls_are_kept_and_the_api_base_follows_the_token_url(team, api):
     emulator = "http://127.0.0.1:8765"  # allowed by the test settings (OAUTH_ALLOW_INSECURE_URLS)
-    body = exact_body(site="be", authorization_url=f"{emulator}/api/oauth2/auth",
-                      token_url=f"{emulator}/api/oauth2/token")
+    body = exact_body(
+        site="be", authorization_url=f"{emulator}/api/oauth2/auth", token_url=f"{emulator}/api/oauth2/token"
+    )
 
     response = api.as_user(team.alice).post(clients_url(), body, format="json")
 
@@ -138,8 +139,15 @@ def test_a_preset_fills_in_its_urls_scopes_and_lifetimes(team, api):
 
     assert response.status_code == 201, response.content
     created = response.json()
-    for field in ("authorization_url", "token_url", "scopes", "token_endpoint_auth_method", "use_pkce",
-                  "access_token_expires_in", "refresh_token_expires_in"):
+    for field in (
+        "authorization_url",
+        "token_url",
+        "scopes",
+        "token_endpoint_auth_method",
+        "use_pkce",
+        "access_token_expires_in",
+        "refresh_token_expires_in",
+    ):
         assert created[field] == preset[field], field
 
 

@@ -85,11 +85,13 @@ def test_no_api_response_contains_a_secret(team, api, acme_client, globex_client
         "list": alice.get(clients_url()),
         "retrieve": alice.get(client_url(acme_client)),
         "patch with secret": alice.patch(client_url(acme_client), {"client_secret": NEW_SECRET}, format="json"),
-        "put with secret": alice.put(client_url(acme_client), {"name": "Exact NL", "client_id": "x",
-                                                               "client_secret": NEW_SECRET}, format="json"),
+        "put with secret": alice.put(
+            client_url(acme_client), {"name": "Exact NL", "client_id": "x", "client_secret": NEW_SECRET}, format="json"
+        ),
         "refused create": alice.post(clients_url(), exact_body(token_url="nope"), format="json"),
-        "refused patch": alice.patch(client_url(acme_client), {"client_secret": NEW_SECRET,
-                                                               "access_token_expires_in": -1}, format="json"),
+        "refused patch": alice.patch(
+            client_url(acme_client), {"client_secret": NEW_SECRET, "access_token_expires_in": -1}, format="json"
+        ),
         "options": alice.options(clients_url()),
         "member list": api.as_user(team.bob).get(clients_url()),
         "key list": api.as_key(make_api_key(team.a, scopes=["read"])).get(clients_url()),
@@ -110,8 +112,9 @@ def test_no_api_response_contains_a_secret(team, api, acme_client, globex_client
 
 
 def test_no_console_page_contains_a_secret(team, client, acme_client):
-    Connection.objects.create(workspace=team.a, oauth_client=acme_client, name="Acme BV", status="active",
-                              access_token="a", refresh_token="r")
+    Connection.objects.create(
+        workspace=team.a, oauth_client=acme_client, name="Acme BV", status="active", access_token="a", refresh_token="r"
+    )
     client.force_login(team.alice)
     base = f"/w/acme/admin/oauth-clients/{acme_client.id}"
     pages = {
@@ -122,11 +125,22 @@ def test_no_console_page_contains_a_secret(team, client, acme_client):
         "delete": client.get(f"{base}/delete/"),
         "refused delete": client.post(f"{base}/delete/", {}),
         "register": client.get("/w/acme/admin/oauth-clients/new/"),
-        "refused register": client.post("/w/acme/admin/oauth-clients/new/", {
-            "provider": "exact_online", "site": "nl", "name": "Again", "client_id": "x", "client_secret": NEW_SECRET,
-            "webhook_secret": ACME_WEBHOOK, "authorization_url": "https://start.exactonline.nl/api/oauth2/auth",
-            "token_url": "https://start.exactonline.nl/api/oauth2/token", "access_token_expires_in": "soon",
-            "refresh_token_expires_in": "0", "token_endpoint_auth_method": "client_secret_post"}),
+        "refused register": client.post(
+            "/w/acme/admin/oauth-clients/new/",
+            {
+                "provider": "exact_online",
+                "site": "nl",
+                "name": "Again",
+                "client_id": "x",
+                "client_secret": NEW_SECRET,
+                "webhook_secret": ACME_WEBHOOK,
+                "authorization_url": "https://start.exactonline.nl/api/oauth2/auth",
+                "token_url": "https://start.exactonline.nl/api/oauth2/token",
+                "access_token_expires_in": "soon",
+                "refresh_token_expires_in": "0",
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+        ),
         "refused replace": client.post(f"{base}/secret/", {}),
         "audit log": client.get("/w/acme/admin/audit/"),
         "overview": client.get("/w/acme/"),
@@ -213,16 +227,18 @@ def test_no_log_line_contains_a_secret(team, api, client, caplog, acme_client):
         alice.post(clients_url(), exact_body(name="Second", webhook_secret=ACME_WEBHOOK), format="json")
         alice.post(clients_url(), exact_body(name="Second", client_secret=NEW_SECRET), format="json")  # refused
         alice.patch(client_url(acme_client), {"client_secret": NEW_SECRET}, format="json")
-        alice.put(client_url(acme_client), {"name": "NL", "client_id": "x", "client_secret": GLOBEX_SECRET},
-                  format="json")
+        alice.put(
+            client_url(acme_client), {"name": "NL", "client_id": "x", "client_secret": GLOBEX_SECRET}, format="json"
+        )
         alice.patch(client_url(acme_client), {"client_secret": NEW_SECRET, "token_url": "bad"}, format="json")
         alice.get(clients_url())
         alice.get(client_url(acme_client))
         api.as_user(team.bob).patch(client_url(acme_client), {"client_secret": NEW_SECRET}, format="json")
         client.force_login(team.alice)
         client.post(f"/w/acme/admin/oauth-clients/{acme_client.id}/secret/", {"client_secret": ACME_SECRET})
-        client.post("/w/acme/admin/oauth-clients/new/", {"provider": "generic", "name": "x",
-                                                          "client_secret": NEW_SECRET})
+        client.post(
+            "/w/acme/admin/oauth-clients/new/", {"provider": "generic", "name": "x", "client_secret": NEW_SECRET}
+        )
 
     assert any("oauthclients_oauthclient" in r.getMessage() for r in caplog.records), "SQL was not logged"
     assert any(r.levelno >= logging.WARNING for r in caplog.records), "the refused requests were not logged"

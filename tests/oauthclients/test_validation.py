@@ -21,8 +21,11 @@ BAD_URLS = [
     ("private-172.31", "https://172.31.255.254/oauth/token", f"172.31.255.254 is {PRIVATE}"),
     ("private-192.168", "https://192.168.1.1/oauth/token", f"192.168.1.1 is {PRIVATE}"),
     ("metadata", "https://169.254.169.254/latest/meta-data/", f"169.254.169.254 is {PRIVATE}"),
-    ("metadata-name", "https://metadata.google.internal/computeMetadata/v1/",
-     "“metadata.google.internal” is not a public host."),
+    (
+        "metadata-name",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "“metadata.google.internal” is not a public host.",
+    ),
     ("ipv6-loopback", "https://[::1]/oauth/token", f"::1 is {PRIVATE}"),
     ("ipv6-link-local", "https://[fe80::1]/oauth/token", f"fe80::1 is {PRIVATE}"),
     ("ipv4-mapped-ipv6", "https://[::ffff:127.0.0.1]/oauth/token", f"::ffff:127.0.0.1 is {PRIVATE}"),
@@ -30,16 +33,31 @@ BAD_URLS = [
     ("localhost", "https://localhost/oauth/token", "“localhost” is not a public host."),
     ("localhost-dot", "https://LOCALHOST./oauth/token", "“localhost” is not a public host."),
     ("sub.localhost", "https://api.localhost/oauth/token", "“api.localhost” is not a public host."),
-    ("name-to-loopback", "https://intranet.example.com/oauth/token",
-     f"“intranet.example.com” resolves to 127.0.0.1, {PRIVATE}"),
-    ("name-to-ipv6-loopback", "https://v6-loopback.example.com/oauth/token",
-     f"“v6-loopback.example.com” resolves to ::1, {PRIVATE}"),
-    ("name-to-private", "https://db.corp.example.com/oauth/token",
-     f"“db.corp.example.com” resolves to 10.1.2.3, {PRIVATE}"),
-    ("name-to-public-and-private", "https://rebind.example.com/oauth/token",
-     f"“rebind.example.com” resolves to 192.168.1.10, {PRIVATE}"),
-    ("credentials", "https://user:pass@login.example.com/oauth/token",
-     "The URL must not contain a user name or password."),
+    (
+        "name-to-loopback",
+        "https://intranet.example.com/oauth/token",
+        f"“intranet.example.com” resolves to 127.0.0.1, {PRIVATE}",
+    ),
+    (
+        "name-to-ipv6-loopback",
+        "https://v6-loopback.example.com/oauth/token",
+        f"“v6-loopback.example.com” resolves to ::1, {PRIVATE}",
+    ),
+    (
+        "name-to-private",
+        "https://db.corp.example.com/oauth/token",
+        f"“db.corp.example.com” resolves to 10.1.2.3, {PRIVATE}",
+    ),
+    (
+        "name-to-public-and-private",
+        "https://rebind.example.com/oauth/token",
+        f"“rebind.example.com” resolves to 192.168.1.10, {PRIVATE}",
+    ),
+    (
+        "credentials",
+        "https://user:pass@login.example.com/oauth/token",
+        "The URL must not contain a user name or password.",
+    ),
     ("not-a-url", "login.example.com/oauth/token", "Enter a full URL starting with https://."),
     ("javascript", "javascript:alert(1)", "Enter a full URL starting with https://."),
     ("file", "file:///etc/passwd", "Enter a full URL starting with https://."),
@@ -48,8 +66,7 @@ BAD_URLS = [
 
 @pytest.mark.parametrize(("url", "message"), [b[1:] for b in BAD_URLS], ids=[b[0] for b in BAD_URLS])
 @pytest.mark.parametrize("field", ["token_url", "authorization_url"])
-def test_a_token_or_authorization_url_that_is_not_public_https_is_refused(team, api, strict_urls, field, url,
-                                                                           message):
+def test_a_token_or_authorization_url_that_is_not_public_https_is_refused(team, api, strict_urls, field, url, message):
     response = api.as_user(team.alice).post(clients_url(), generic_body(**{field: url}), format="json")
 
     error = assert_error(response, 400)
@@ -61,7 +78,8 @@ def test_a_token_or_authorization_url_that_is_not_public_https_is_refused(team, 
 @pytest.mark.parametrize("field", ["api_base_url", "identity_url"])
 def test_the_api_base_and_identity_urls_are_guarded_too(team, api, strict_urls, field):
     response = api.as_user(team.alice).post(
-        clients_url(), generic_body(**{field: "https://169.254.169.254/latest/meta-data/"}), format="json")
+        clients_url(), generic_body(**{field: "https://169.254.169.254/latest/meta-data/"}), format="json"
+    )
 
     assert_error(response, 400, f"169.254.169.254 is {PRIVATE}", field=field)
     assert not OAuthClient.objects.exists()
@@ -80,7 +98,8 @@ def test_an_update_to_a_private_url_is_refused_and_changes_nothing(team, api, st
     before = stored()
 
     response = api.as_user(team.alice).patch(
-        client_url(acme_client), {"token_url": "https://10.0.0.5/api/oauth2/token", "name": "Moved"}, format="json")
+        client_url(acme_client), {"token_url": "https://10.0.0.5/api/oauth2/token", "name": "Moved"}, format="json"
+    )
 
     assert_error(response, 400, f"10.0.0.5 is {PRIVATE}", field="token_url")
     assert stored() == before
@@ -96,8 +115,9 @@ def test_public_https_urls_are_accepted_under_the_production_rules(team, api, st
 
 def test_with_insecure_urls_allowed_a_loopback_http_peer_is_accepted(team, api, settings):
     settings.OAUTH_ALLOW_INSECURE_URLS = True
-    body = generic_body(authorization_url="http://127.0.0.1:8765/oauth/authorize",
-                        token_url="http://127.0.0.1:8765/oauth/token")
+    body = generic_body(
+        authorization_url="http://127.0.0.1:8765/oauth/authorize", token_url="http://127.0.0.1:8765/oauth/token"
+    )
 
     response = api.as_user(team.alice).post(clients_url(), body, format="json")
 
@@ -106,8 +126,9 @@ def test_with_insecure_urls_allowed_a_loopback_http_peer_is_accepted(team, api, 
 
 
 def test_the_same_loopback_peer_is_refused_once_insecure_urls_are_off(team, api, strict_urls):
-    body = generic_body(authorization_url="http://127.0.0.1:8765/oauth/authorize",
-                        token_url="http://127.0.0.1:8765/oauth/token")
+    body = generic_body(
+        authorization_url="http://127.0.0.1:8765/oauth/authorize", token_url="http://127.0.0.1:8765/oauth/token"
+    )
 
     response = api.as_user(team.alice).post(clients_url(), body, format="json")
 
@@ -118,8 +139,7 @@ def test_the_same_loopback_peer_is_refused_once_insecure_urls_are_off(team, api,
 # --- Lifetimes -----------------------------------------------------------------------------------------
 
 ACCESS_MESSAGE = "Enter the access-token lifetime in milliseconds as a whole number above 0, e.g. 3599999."
-REFRESH_MESSAGE = ("Enter the refresh-token lifetime in milliseconds as a whole number, 0 for never, "
-                   "e.g. 7775999999.")
+REFRESH_MESSAGE = "Enter the refresh-token lifetime in milliseconds as a whole number, 0 for never, e.g. 7775999999."
 BAD_LIFETIMES = [
     ("access_token_expires_in", 0),
     ("access_token_expires_in", "0"),
@@ -200,16 +220,16 @@ def test_renaming_a_client_to_a_taken_name_is_refused(team, api, acme_client):
     other = api.as_user(team.alice).post(clients_url(), exact_body(name="Exact Online BE"), format="json").json()
     before = stored()
 
-    response = api.as_user(team.alice).patch(f"{clients_url()}{other['id']}/", {"name": "Exact Online NL"},
-                                             format="json")
+    response = api.as_user(team.alice).patch(
+        f"{clients_url()}{other['id']}/", {"name": "Exact Online NL"}, format="json"
+    )
 
     assert_error(response, 400, "A client named “Exact Online NL” already exists in this workspace.", field="name")
     assert stored() == before
 
 
 def test_another_workspace_may_use_the_same_name(team, api, acme_client):
-    response = api.as_user(team.charlie).post(clients_url("globex"), exact_body(name="Exact Online NL"),
-                                              format="json")
+    response = api.as_user(team.charlie).post(clients_url("globex"), exact_body(name="Exact Online NL"), format="json")
 
     assert response.status_code == 201, response.content
 
@@ -230,26 +250,46 @@ def test_a_name_longer_than_100_characters_is_refused(team, api):
 # --- The same rules in the browser form --------------------------------------------------------------------
 
 FORM = {
-    "provider": "generic", "site": "nl", "name": "Acme CRM", "client_id": "crm-client", "client_secret": "s3cret-Form",
+    "provider": "generic",
+    "site": "nl",
+    "name": "Acme CRM",
+    "client_id": "crm-client",
+    "client_secret": "s3cret-Form",
     "authorization_url": "https://login.example.com/oauth/authorize",
-    "token_url": "https://login.example.com/oauth/token", "access_token_expires_in": "3599999",
-    "refresh_token_expires_in": "0", "token_endpoint_auth_method": "client_secret_basic", "use_pkce": "on",
+    "token_url": "https://login.example.com/oauth/token",
+    "access_token_expires_in": "3599999",
+    "refresh_token_expires_in": "0",
+    "token_endpoint_auth_method": "client_secret_basic",
+    "use_pkce": "on",
 }
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("token_url", "https://169.254.169.254/latest/meta-data/", f"169.254.169.254 is {PRIVATE}"),
-    ("authorization_url", "https://[::1]/authorize", f"::1 is {PRIVATE}"),
-    ("token_url", "https://intranet.example.com/token", f"“intranet.example.com” resolves to 127.0.0.1, {PRIVATE}"),
-    ("token_url", "http://login.example.com/token", "The URL must use https://."),
-    ("access_token_expires_in", "0", ACCESS_MESSAGE),
-    ("access_token_expires_in", "ten minutes", ACCESS_MESSAGE),
-    ("refresh_token_expires_in", "-1", REFRESH_MESSAGE),
-    ("refresh_token_expires_in", "1.5", REFRESH_MESSAGE),
-], ids=["metadata", "ipv6-loopback", "name-to-loopback", "http", "zero-access", "text-access", "negative-refresh",
-        "fraction-refresh"])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("token_url", "https://169.254.169.254/latest/meta-data/", f"169.254.169.254 is {PRIVATE}"),
+        ("authorization_url", "https://[::1]/authorize", f"::1 is {PRIVATE}"),
+        ("token_url", "https://intranet.example.com/token", f"“intranet.example.com” resolves to 127.0.0.1, {PRIVATE}"),
+        ("token_url", "http://login.example.com/token", "The URL must use https://."),
+        ("access_token_expires_in", "0", ACCESS_MESSAGE),
+        ("access_token_expires_in", "ten minutes", ACCESS_MESSAGE),
+        ("refresh_token_expires_in", "-1", REFRESH_MESSAGE),
+        ("refresh_token_expires_in", "1.5", REFRESH_MESSAGE),
+    ],
+    ids=[
+        "metadata",
+        "ipv6-loopback",
+        "name-to-loopback",
+        "http",
+        "zero-access",
+        "text-access",
+        "negative-refresh",
+        "fraction-refresh",
+    ],
+)
 def test_the_register_form_shows_the_problem_next_to_the_field_and_saves_nothing(
-        team, client, strict_urls, field, value, message):
+    team, client, strict_urls, field, value, message
+):
     client.force_login(team.alice)
 
     response = client.post("/w/acme/admin/oauth-clients/new/", {**FORM, field: value})
@@ -267,5 +307,6 @@ def test_the_register_form_refuses_a_duplicate_name(team, client, acme_client):
     response = client.post("/w/acme/admin/oauth-clients/new/", {**FORM, "name": "Exact Online NL"})
 
     assert response.context["form"].errors == {
-        "name": ["A client named “Exact Online NL” already exists in this workspace."]}
+        "name": ["A client named “Exact Online NL” already exists in this workspace."]
+    }
     assert OAuthClient.objects.count() == 1

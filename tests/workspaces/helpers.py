@@ -33,9 +33,7 @@ def state() -> dict:
         "users": sorted(User.objects.values_list("email", flat=True)),
         "workspaces": sorted(Workspace.objects.values_list("slug", "name")),
         "memberships": sorted(Membership.objects.values_list("workspace__slug", "user__email", "role")),
-        "invitations": sorted(
-            (str(i.id), i.email, i.role, i.status) for i in Invitation.objects.all()
-        ),
+        "invitations": sorted((str(i.id), i.email, i.role, i.status) for i in Invitation.objects.all()),
         "api_keys": sorted(ApiKey.objects.values_list("prefix", "name", "revoked_at")),
         "audit_events": AuditEvent.objects.count(),
     }

@@ -46,8 +46,15 @@ ENDPOINTS = [
     Endpoint("PATCH", "/members/{bob}/", Role.ADMIN, None, 200, {"role": "admin"}, shows='"role":"admin"'),
     Endpoint("DELETE", "/members/{bob}/", Role.ADMIN, None, 204),
     Endpoint("GET", "/invitations/", Role.ADMIN, Scope.READ, 200, shows="erin@example.com"),
-    Endpoint("POST", "/invitations/", Role.ADMIN, None, 201, {"email": "dave@example.com", "role": "member"},
-             shows="dave@example.com"),
+    Endpoint(
+        "POST",
+        "/invitations/",
+        Role.ADMIN,
+        None,
+        201,
+        {"email": "dave@example.com", "role": "member"},
+        shows="dave@example.com",
+    ),
     Endpoint("GET", "/invitations/{invitation}/", Role.ADMIN, Scope.READ, 200, shows="erin@example.com"),
     Endpoint("DELETE", "/invitations/{invitation}/", Role.ADMIN, None, 200, shows='"status":"revoked"'),
     Endpoint("GET", "/api-keys/", Role.ADMIN, Scope.READ, 200, shows="Nightly ETL"),
@@ -187,16 +194,19 @@ def test_api_key_cannot_create_a_workspace(team, api):
 # --- Objects of another workspace, unknown ids, unsupported methods ------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("get", "/members/{g_member}/", None),
-    ("patch", "/members/{g_member}/", {"role": "member"}),
-    ("delete", "/members/{g_member}/", None),
-    ("get", "/invitations/{g_invitation}/", None),
-    ("delete", "/invitations/{g_invitation}/", None),
-    ("get", "/api-keys/{g_key}/", None),
-    ("delete", "/api-keys/{g_key}/", None),
-    ("get", "/audit-events/{g_event}/", None),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/members/{g_member}/", None),
+        ("patch", "/members/{g_member}/", {"role": "member"}),
+        ("delete", "/members/{g_member}/", None),
+        ("get", "/invitations/{g_invitation}/", None),
+        ("delete", "/invitations/{g_invitation}/", None),
+        ("get", "/api-keys/{g_key}/", None),
+        ("delete", "/api-keys/{g_key}/", None),
+        ("get", "/audit-events/{g_event}/", None),
+    ],
+)
 def test_admin_cannot_reach_another_workspaces_objects_through_their_own(team, ids, api, method, path, body):
     before = state()
     url = ACME + path.format(**ids.url)
@@ -205,8 +215,9 @@ def test_admin_cannot_reach_another_workspaces_objects_through_their_own(team, i
     assert state() == before
 
 
-@pytest.mark.parametrize("path", ["/members/{g_member}/", "/invitations/{g_invitation}/", "/api-keys/{g_key}/",
-                                  "/audit-events/{g_event}/"])
+@pytest.mark.parametrize(
+    "path", ["/members/{g_member}/", "/invitations/{g_invitation}/", "/api-keys/{g_key}/", "/audit-events/{g_event}/"]
+)
 def test_api_key_cannot_read_another_workspaces_objects_through_its_own(team, ids, api, path):
     raw = make_api_key(team.a, scopes=["read"])
     response = api.as_key(raw).get(ACME + path.format(**ids.url))
@@ -231,12 +242,15 @@ def test_id_that_is_not_a_uuid_is_not_found(team, api, collection):
     assert api.as_user(team.alice).get(f"{ACME}/{collection}/not-a-uuid/").status_code == 404
 
 
-@pytest.mark.parametrize(("person", "method", "path"), [
-    ("alice", "post", "/audit-events/"),
-    ("alice", "put", "/members/{bob}/"),
-    ("alice", "post", "/members/"),
-    ("bob", "get", "/leave"),
-])
+@pytest.mark.parametrize(
+    ("person", "method", "path"),
+    [
+        ("alice", "post", "/audit-events/"),
+        ("alice", "put", "/members/{bob}/"),
+        ("alice", "post", "/members/"),
+        ("bob", "get", "/leave"),
+    ],
+)
 def test_unsupported_method_is_refused_in_the_error_shape(team, ids, api, person, method, path):
     before = state()
     response = getattr(api.as_user(getattr(team, person)), method)(ACME + path.format(**ids.url))

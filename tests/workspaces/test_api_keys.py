@@ -17,8 +17,7 @@ KEYS = "/api/v1/workspaces/acme/api-keys/"
 @pytest.fixture
 def created(team, api):
     """A key Alice creates through the API: (raw key, creation response body)."""
-    response = api.as_user(team.alice).post(KEYS, {"name": "Nightly ETL", "scopes": ["read", "tokens"]},
-                                            format="json")
+    response = api.as_user(team.alice).post(KEYS, {"name": "Nightly ETL", "scopes": ["read", "tokens"]}, format="json")
     assert response.status_code == 201
     return response.json()["key"], response.json()
 
@@ -110,13 +109,16 @@ def test_revoking_a_key_twice_says_it_is_already_revoked(team, api, created):
     assert_error(client.delete(f"{KEYS}{body['id']}/"), 400, "This key is already revoked.")
 
 
-@pytest.mark.parametrize("tamper", [
-    pytest.param(lambda raw: raw[:-1] + ("B" if raw.endswith("A") else "A"), id="wrong-secret"),
-    pytest.param(lambda raw: raw + "x", id="longer-secret"),
-    pytest.param(lambda raw: raw.rsplit("_", 1)[0] + "_", id="no-secret"),
-    pytest.param(lambda raw: "tk_000000000000_" + secret_part(raw), id="unknown-prefix"),
-    pytest.param(lambda raw: "not-a-key", id="garbage"),
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda raw: raw[:-1] + ("B" if raw.endswith("A") else "A"), id="wrong-secret"),
+        pytest.param(lambda raw: raw + "x", id="longer-secret"),
+        pytest.param(lambda raw: raw.rsplit("_", 1)[0] + "_", id="no-secret"),
+        pytest.param(lambda raw: "tk_000000000000_" + secret_part(raw), id="unknown-prefix"),
+        pytest.param(lambda raw: "not-a-key", id="garbage"),
+    ],
+)
 def test_key_with_a_valid_prefix_but_wrong_secret_is_refused(team, api, created, tamper):
     raw, _ = created
     response = api.as_key(tamper(raw)).get("/api/v1/workspaces/acme/")
@@ -131,11 +133,14 @@ def test_malformed_authorization_header_is_refused(team, api):
     assert_error(response, 401, "Send the key as `Authorization: Bearer <key>`.")
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"name": "", "scopes": ["read"]}, "This field may not be blank."),
-    ({"name": "ETL", "scopes": []}, "This list may not be empty."),
-    ({"name": "ETL", "scopes": ["admin"]}, '"admin" is not a valid choice.'),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "", "scopes": ["read"]}, "This field may not be blank."),
+        ({"name": "ETL", "scopes": []}, "This list may not be empty."),
+        ({"name": "ETL", "scopes": ["admin"]}, '"admin" is not a valid choice.'),
+    ],
+)
 def test_key_with_bad_name_or_scopes_is_not_created(team, api, body, message):
     before = (ApiKey.objects.count(), AuditEvent.objects.count())
     response = api.as_user(team.alice).post(KEYS, body, format="json")

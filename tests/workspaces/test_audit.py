@@ -37,17 +37,22 @@ def create_workspace(team, ids, api, client):
 
 
 def change_role(team, ids, api, client):
-    api.as_user(team.alice).patch(f"{ACME}/members/{ids.url['bob']}/", {"role": "admin"}, format="json",
-                                  REMOTE_ADDR=IP)
-    return Change(team.alice, Membership.objects.get(id=ids.url["bob"]),
-                  {"email": "bob@example.com", "from": "member", "to": "admin"})
+    api.as_user(team.alice).patch(f"{ACME}/members/{ids.url['bob']}/", {"role": "admin"}, format="json", REMOTE_ADDR=IP)
+    return Change(
+        team.alice,
+        Membership.objects.get(id=ids.url["bob"]),
+        {"email": "bob@example.com", "from": "member", "to": "admin"},
+    )
 
 
 def change_role_in_browser(team, ids, api, client):
     client.force_login(team.alice)
     client.post(f"/w/acme/admin/members/{ids.url['bob']}/role/", {"role": "admin"}, REMOTE_ADDR=IP)
-    return Change(team.alice, Membership.objects.get(id=ids.url["bob"]),
-                  {"email": "bob@example.com", "from": "member", "to": "admin"})
+    return Change(
+        team.alice,
+        Membership.objects.get(id=ids.url["bob"]),
+        {"email": "bob@example.com", "from": "member", "to": "admin"},
+    )
 
 
 def remove_member(team, ids, api, client):
@@ -63,10 +68,12 @@ def leave(team, ids, api, client):
 
 
 def invite(team, ids, api, client):
-    api.as_user(team.alice).post(f"{ACME}/invitations/", {"email": "dave@example.com", "role": "admin"},
-                                 format="json", REMOTE_ADDR=IP)
-    return Change(team.alice, Invitation.objects.get(email="dave@example.com"),
-                  {"email": "dave@example.com", "role": "admin"})
+    api.as_user(team.alice).post(
+        f"{ACME}/invitations/", {"email": "dave@example.com", "role": "admin"}, format="json", REMOTE_ADDR=IP
+    )
+    return Change(
+        team.alice, Invitation.objects.get(email="dave@example.com"), {"email": "dave@example.com", "role": "admin"}
+    )
 
 
 def revoke_invitation(team, ids, api, client):
@@ -75,8 +82,9 @@ def revoke_invitation(team, ids, api, client):
 
 
 def _bob_accepts(team, client):
-    invitation, token = invitation_create(workspace=team.b, email="bob@example.com", role="member",
-                                          actor=Actor(user=team.charlie))
+    invitation, token = invitation_create(
+        workspace=team.b, email="bob@example.com", role="member", actor=Actor(user=team.charlie)
+    )
     client.force_login(team.bob)
     client.post(f"/invitations/{token}/", REMOTE_ADDR=IP)
     return invitation
@@ -89,13 +97,17 @@ def accept_invitation(team, ids, api, client):
 
 def join_by_invitation(team, ids, api, client):
     _bob_accepts(team, client)
-    return Change(team.bob, Membership.objects.get(workspace=team.b, user=team.bob),
-                  {"email": "bob@example.com", "role": "member"})
+    return Change(
+        team.bob,
+        Membership.objects.get(workspace=team.b, user=team.bob),
+        {"email": "bob@example.com", "role": "member"},
+    )
 
 
 def create_key(team, ids, api, client):
-    api.as_user(team.alice).post(f"{ACME}/api-keys/", {"name": "Reports", "scopes": ["tokens", "read"]},
-                                 format="json", REMOTE_ADDR=IP)
+    api.as_user(team.alice).post(
+        f"{ACME}/api-keys/", {"name": "Reports", "scopes": ["tokens", "read"]}, format="json", REMOTE_ADDR=IP
+    )
     return Change(team.alice, ApiKey.objects.get(name="Reports"), {"name": "Reports", "scopes": ["read", "tokens"]})
 
 
@@ -110,21 +122,25 @@ def revoke_key(team, ids, api, client):
     return Change(team.alice, ids.acme.key, {"name": "Nightly ETL"})
 
 
-@pytest.mark.parametrize(("action", "make_change"), [
-    ("workspace.created", create_workspace),
-    ("workspace.renamed", rename_workspace),
-    ("member.role_changed", change_role),
-    ("member.role_changed", change_role_in_browser),
-    ("member.removed", remove_member),
-    ("member.left", leave),
-    ("invitation.created", invite),
-    ("invitation.revoked", revoke_invitation),
-    ("invitation.accepted", accept_invitation),
-    ("member.added", join_by_invitation),
-    ("api_key.created", create_key),
-    ("api_key.created", create_key_in_browser),
-    ("api_key.revoked", revoke_key),
-], ids=lambda v: getattr(v, "__name__", v))
+@pytest.mark.parametrize(
+    ("action", "make_change"),
+    [
+        ("workspace.created", create_workspace),
+        ("workspace.renamed", rename_workspace),
+        ("member.role_changed", change_role),
+        ("member.role_changed", change_role_in_browser),
+        ("member.removed", remove_member),
+        ("member.left", leave),
+        ("invitation.created", invite),
+        ("invitation.revoked", revoke_invitation),
+        ("invitation.accepted", accept_invitation),
+        ("member.added", join_by_invitation),
+        ("api_key.created", create_key),
+        ("api_key.created", create_key_in_browser),
+        ("api_key.revoked", revoke_key),
+    ],
+    ids=lambda v: getattr(v, "__name__", v),
+)
 def test_change_is_recorded_with_actor_target_address_and_time(team, ids, api, client, action, make_change):
     earlier = set(AuditEvent.objects.values_list("id", flat=True))
     started = timezone.now()
@@ -151,10 +167,10 @@ def test_change_made_with_an_api_key_names_the_key(team, api):
 
 @pytest.fixture
 def role_changed(team, ids, api):
-    api.as_user(team.alice).patch(f"{ACME}/members/{ids.url['bob']}/", {"role": "admin"}, format="json",
-                                  REMOTE_ADDR=IP)
-    api.as_user(team.alice).patch(f"{ACME}/members/{ids.url['bob']}/", {"role": "member"}, format="json",
-                                  REMOTE_ADDR=IP)
+    api.as_user(team.alice).patch(f"{ACME}/members/{ids.url['bob']}/", {"role": "admin"}, format="json", REMOTE_ADDR=IP)
+    api.as_user(team.alice).patch(
+        f"{ACME}/members/{ids.url['bob']}/", {"role": "member"}, format="json", REMOTE_ADDR=IP
+    )
 
 
 def test_admin_reads_the_audit_log_in_the_browser(team, client, role_changed):
@@ -183,7 +199,8 @@ def test_admin_reads_the_audit_log_through_the_api_newest_first(team, ids, api, 
     assert [e["action"] for e in events[:2]] == ["member.role_changed", "member.role_changed"]
     assert [e["data"]["to"] for e in events[:2]] == ["member", "admin"]
     assert {(e["actor"], e["ip_address"], e["target_id"]) for e in events[:2]} == {
-        ("alice@example.com", IP, str(ids.url["bob"]))}
+        ("alice@example.com", IP, str(ids.url["bob"]))
+    }
     assert "frank@example.com" not in str(events)
 
 

@@ -12,15 +12,18 @@ BAD_SLUG_API = 'Enter a valid "slug" consisting of letters, numbers, underscores
 BAD_SLUG_FORM = "Use only lower-case letters, digits, hyphens and underscores in the slug."
 
 
-@pytest.mark.parametrize(("body", "field", "message"), [
-    ({"name": "Acme again", "slug": "acme"}, "slug", TAKEN),
-    ({"name": "Acme again", "slug": "ACME"}, "slug", TAKEN),
-    ({"name": "Admin", "slug": "admin"}, "slug", "The slug “admin” is reserved; choose another."),
-    ({"name": "Spaces", "slug": "not a slug!"}, "slug", BAD_SLUG_API),
-    ({"name": "", "slug": "empty"}, "name", "This field may not be blank."),
-    ({"name": "   ", "slug": "blank"}, "name", "This field may not be blank."),
-    ({"slug": "nameless"}, "name", "This field is required."),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"name": "Acme again", "slug": "acme"}, "slug", TAKEN),
+        ({"name": "Acme again", "slug": "ACME"}, "slug", TAKEN),
+        ({"name": "Admin", "slug": "admin"}, "slug", "The slug “admin” is reserved; choose another."),
+        ({"name": "Spaces", "slug": "not a slug!"}, "slug", BAD_SLUG_API),
+        ({"name": "", "slug": "empty"}, "name", "This field may not be blank."),
+        ({"name": "   ", "slug": "blank"}, "name", "This field may not be blank."),
+        ({"slug": "nameless"}, "name", "This field is required."),
+    ],
+)
 def test_workspace_with_bad_name_or_slug_is_not_created_through_the_api(team, api, body, field, message):
     before = state()
     response = api.as_user(team.bob).post("/api/v1/workspaces/", body, format="json")
@@ -29,14 +32,17 @@ def test_workspace_with_bad_name_or_slug_is_not_created_through_the_api(team, ap
     assert state() == before
 
 
-@pytest.mark.parametrize(("form", "message"), [
-    ({"name": "Acme again", "slug": "acme"}, TAKEN),
-    ({"name": "Acme again", "slug": "Acme"}, TAKEN),
-    ({"name": "Spaces", "slug": "not a slug!"}, BAD_SLUG_FORM),
-    ({"name": "Admin", "slug": "admin"}, "The slug “admin” is reserved; choose another."),
-    ({"name": "", "slug": "empty"}, "This field is required."),
-    ({"name": "   ", "slug": "blank"}, "This field is required."),
-])
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"name": "Acme again", "slug": "acme"}, TAKEN),
+        ({"name": "Acme again", "slug": "Acme"}, TAKEN),
+        ({"name": "Spaces", "slug": "not a slug!"}, BAD_SLUG_FORM),
+        ({"name": "Admin", "slug": "admin"}, "The slug “admin” is reserved; choose another."),
+        ({"name": "", "slug": "empty"}, "This field is required."),
+        ({"name": "   ", "slug": "blank"}, "This field is required."),
+    ],
+)
 def test_workspace_with_bad_name_or_slug_is_not_created_in_the_browser(team, client, form, message):
     client.force_login(team.bob)
     before = state()
@@ -53,10 +59,13 @@ def test_workspace_without_slug_gets_a_free_one_made_from_its_name(team, client)
     assert response["Location"] == "/w/acme-2/"
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("", "This field may not be blank."),
-    ("x" * 101, "Ensure this field has no more than 100 characters."),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "This field may not be blank."),
+        ("x" * 101, "Ensure this field has no more than 100 characters."),
+    ],
+)
 def test_workspace_rename_with_bad_name_changes_nothing(team, api, name, message):
     before = state()
     response = api.as_user(team.alice).patch("/api/v1/workspaces/acme/", {"name": name}, format="json")
@@ -64,18 +73,26 @@ def test_workspace_rename_with_bad_name_changes_nothing(team, api, name, message
     assert state() == before
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"email": "not-an-email", "role": "member"}, "Enter a valid e-mail address."),
-    ({"email": "", "role": "member"}, "This field may not be blank."),
-    ({"email": "erin@example.com", "role": "member"},
-     "erin@example.com already has a pending invitation; revoke it to send a new one."),
-    ({"email": "ERIN@example.com", "role": "admin"},
-     "erin@example.com already has a pending invitation; revoke it to send a new one."),
-    ({"email": "bob@example.com", "role": "member"}, "bob@example.com is already a member of this workspace."),
-    ({"email": "dave@example.com", "role": "owner"}, '"owner" is not a valid choice.'),
-])
-def test_invitation_with_bad_input_is_not_created_through_the_api(team, ids, api, django_capture_on_commit_callbacks,
-                                                                   body, message):
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"email": "not-an-email", "role": "member"}, "Enter a valid e-mail address."),
+        ({"email": "", "role": "member"}, "This field may not be blank."),
+        (
+            {"email": "erin@example.com", "role": "member"},
+            "erin@example.com already has a pending invitation; revoke it to send a new one.",
+        ),
+        (
+            {"email": "ERIN@example.com", "role": "admin"},
+            "erin@example.com already has a pending invitation; revoke it to send a new one.",
+        ),
+        ({"email": "bob@example.com", "role": "member"}, "bob@example.com is already a member of this workspace."),
+        ({"email": "dave@example.com", "role": "owner"}, '"owner" is not a valid choice.'),
+    ],
+)
+def test_invitation_with_bad_input_is_not_created_through_the_api(
+    team, ids, api, django_capture_on_commit_callbacks, body, message
+):
     before = state()
     with django_capture_on_commit_callbacks(execute=True):
         response = api.as_user(team.alice).post("/api/v1/workspaces/acme/invitations/", body, format="json")
@@ -84,14 +101,20 @@ def test_invitation_with_bad_input_is_not_created_through_the_api(team, ids, api
     assert mail.outbox == []
 
 
-@pytest.mark.parametrize(("form", "message"), [
-    ({"email": "not-an-email", "role": "member"}, "Enter a valid e-mail address."),
-    ({"email": "erin@example.com", "role": "member"},
-     "erin@example.com already has a pending invitation; revoke it to send a new one."),
-    ({"email": "bob@example.com", "role": "member"}, "bob@example.com is already a member of this workspace."),
-])
-def test_invitation_with_bad_input_is_not_created_in_the_browser(team, ids, client, django_capture_on_commit_callbacks,
-                                                                 form, message):
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"email": "not-an-email", "role": "member"}, "Enter a valid e-mail address."),
+        (
+            {"email": "erin@example.com", "role": "member"},
+            "erin@example.com already has a pending invitation; revoke it to send a new one.",
+        ),
+        ({"email": "bob@example.com", "role": "member"}, "bob@example.com is already a member of this workspace."),
+    ],
+)
+def test_invitation_with_bad_input_is_not_created_in_the_browser(
+    team, ids, client, django_capture_on_commit_callbacks, form, message
+):
     client.force_login(team.alice)
     before = state()
     with django_capture_on_commit_callbacks(execute=True):

@@ -17,22 +17,27 @@ def staff_client(client, db):
 
 @pytest.fixture
 def raw_key(team, api):
-    response = api.as_user(team.alice).post("/api/v1/workspaces/acme/api-keys/",
-                                            {"name": "Nightly ETL", "scopes": ["read"]}, format="json")
+    response = api.as_user(team.alice).post(
+        "/api/v1/workspaces/acme/api-keys/", {"name": "Nightly ETL", "scopes": ["read"]}, format="json"
+    )
     return response.json()["key"]
 
 
 @pytest.fixture
 def invitation(team, api):
-    response = api.as_user(team.alice).post("/api/v1/workspaces/acme/invitations/",
-                                            {"email": "dave@example.com"}, format="json")
+    response = api.as_user(team.alice).post(
+        "/api/v1/workspaces/acme/invitations/", {"email": "dave@example.com"}, format="json"
+    )
     token = response.json()["accept_url"].rstrip("/").rsplit("/", 1)[1]
     return response.json()["id"], token
 
 
 def pages_about(staff_client, model: str, object_id) -> list[str]:
-    urls = [f"/django-admin/workspaces/{model}/", f"/django-admin/workspaces/{model}/?q=acme",
-            f"/django-admin/workspaces/{model}/{object_id}/change/"]
+    urls = [
+        f"/django-admin/workspaces/{model}/",
+        f"/django-admin/workspaces/{model}/?q=acme",
+        f"/django-admin/workspaces/{model}/{object_id}/change/",
+    ]
     responses = [staff_client.get(url) for url in urls]
     assert [r.status_code for r in responses] == [200, 200, 200]
     return [r.content.decode() for r in responses]

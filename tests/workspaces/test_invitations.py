@@ -39,8 +39,9 @@ def invite(team, client, django_capture_on_commit_callbacks):
 
 
 def sign_up(client, email: str, next_path: str):
-    return client.post(f"/accounts/signup/?next={next_path}",
-                       {"email": email, "password1": PASSWORD, "password2": PASSWORD})
+    return client.post(
+        f"/accounts/signup/?next={next_path}", {"email": email, "password1": PASSWORD, "password2": PASSWORD}
+    )
 
 
 def signed_in_email(client) -> str | None:
@@ -53,13 +54,14 @@ def signed_in_email(client) -> str | None:
 
 def test_invitation_email_carries_the_accept_link(team, api, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = api.as_user(team.alice).post("/api/v1/workspaces/acme/invitations/",
-                                                {"email": "Dave@Example.com", "role": "admin"}, format="json")
+        response = api.as_user(team.alice).post(
+            "/api/v1/workspaces/acme/invitations/", {"email": "Dave@Example.com", "role": "admin"}, format="json"
+        )
     assert response.status_code == 201
     [message] = mail.outbox
     assert message.to == ["dave@example.com"]
     assert message.subject == "[Tokenkeeper] You are invited to Acme"
-    assert "alice@example.com invited you to join the workspace \"Acme\" on Tokenkeeper as admin." in message.body
+    assert 'alice@example.com invited you to join the workspace "Acme" on Tokenkeeper as admin.' in message.body
     assert response.json()["accept_url"] in message.body
 
 
@@ -154,12 +156,16 @@ def mistype_it(team, client, link) -> str:
     return link[:-5] + "xxxx/"
 
 
-@pytest.mark.parametrize(("spoil", "message", "status"), [
-    (let_it_expire, "This invitation has expired. Ask for a new invitation.", 410),
-    (use_it, "This invitation has already been used.", 410),
-    (withdraw_it, "This invitation was withdrawn. Ask for a new invitation.", 410),
-    (mistype_it, "This invitation link is not valid. Ask for a new invitation.", 404),
-], ids=lambda v: getattr(v, "__name__", None))
+@pytest.mark.parametrize(
+    ("spoil", "message", "status"),
+    [
+        (let_it_expire, "This invitation has expired. Ask for a new invitation.", 410),
+        (use_it, "This invitation has already been used.", 410),
+        (withdraw_it, "This invitation was withdrawn. Ask for a new invitation.", 410),
+        (mistype_it, "This invitation link is not valid. Ask for a new invitation.", 404),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
 def test_unusable_invitation_says_why_and_changes_nothing(team, client, invite, spoil, message, status):
     Membership.objects.filter(user=team.bob).delete()
     link = spoil(team, client, invite("bob@example.com"))
@@ -181,8 +187,10 @@ def test_invitation_for_another_address_is_refused_to_a_signed_in_user(team, cli
     link = invite("dave@example.com")
     client.force_login(team.charlie)
     before = state()
-    message = ("This invitation is for dave@example.com, but you are signed in as charlie@example.com. "
-               "Sign in with the invited address to accept it.")
+    message = (
+        "This invitation is for dave@example.com, but you are signed in as charlie@example.com. "
+        "Sign in with the invited address to accept it."
+    )
     assert message in client.get(link).content.decode()
     response = client.post(link, follow=True)
     assert message in response.content.decode()

@@ -28,9 +28,9 @@ MEMBER_PAGES = [
 
 
 def pages(rows):
-    return pytest.mark.parametrize(("method", "path", "data"),
-                                   [pytest.param(*row, id=f"{row[0].upper()} {row[1]}") for row in rows])
-
+    return pytest.mark.parametrize(
+        ("method", "path", "data"), [pytest.param(*row, id=f"{row[0].upper()} {row[1]}") for row in rows]
+    )
 
 
 def visit(client, method, path, data, ids):

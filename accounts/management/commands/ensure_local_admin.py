@@ -28,11 +28,13 @@ class Command(BaseCommand):
             EmailAddress.objects.create(user=user, email=EMAIL, verified=True, primary=True)
             workspace_create(user=user, name="My workspace", slug="my-workspace", actor=SYSTEM)
         url = settings.PUBLIC_BASE_URL
-        self.stdout.write(self.style.SUCCESS(
-            "\n  First run: a local admin account was created.\n"
-            f"  Log in at {url}/accounts/login/ with\n"
-            f"      e-mail:   {EMAIL}\n"
-            f"      password: {password}\n"
-            f"  (staff pages: {url}/django-admin/; change the password with "
-            f"`.venv/bin/python manage.py changepassword {EMAIL}`)\n"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "\n  First run: a local admin account was created.\n"
+                f"  Log in at {url}/accounts/login/ with\n"
+                f"      e-mail:   {EMAIL}\n"
+                f"      password: {password}\n"
+                f"  (staff pages: {url}/django-admin/; change the password with "
+                f"`.venv/bin/python manage.py changepassword {EMAIL}`)\n"
+            )
+        )
