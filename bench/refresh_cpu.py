@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """CPU cost of one refresh, without Celery: a companion to refresh_engine.py.
 
-Calls ``connections.refresh.connection_refresh`` (the function the Celery task
+Calls ``connections.refresh.refresh_claimed`` (the function the Celery task
 runs) for ``--connections`` due, leased connections in one thread of this
 process, against the Exact Online emulator (latency 0 by default), and reports
 the CPU time of the calling thread per refresh (``time.thread_time``: the
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     rb.setup_django(env)
     from django.db import connection, transaction
 
-    from connections.refresh import connection_refresh
+    from connections.refresh import refresh_claimed
 
     exact = rb.Provider(args.latency, args.tls_files)
     try:
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             c0, w0 = time.thread_time(), time.perf_counter()
             if profiler:
                 profiler.enable()
-            results = [connection_refresh(connection_id=i, lease_token=lease).result for i in ids]
+            results = [refresh_claimed(connection_id=i, lease_token=lease).outcome for i in ids]
             if profiler:
                 profiler.disable()
             cpu, wall = time.thread_time() - c0, time.perf_counter() - w0

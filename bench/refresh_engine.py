@@ -19,7 +19,7 @@ then migrated with ``manage.py migrate``) and Redis database 9:
 ``sweeper``
     1,000,000 connection rows (``INSERT ... SELECT generate_series``), 100 of
     them due, the rest due later or never. Times the real
-    ``connections.refresh.refresh_claim_due`` over ``--sweep-runs`` runs
+    ``connections.refresh.claim_due`` over ``--sweep-runs`` runs
     (re-arming the 100 due rows between runs) and shows
     ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim's SELECT.
 
@@ -880,7 +880,7 @@ def sweeper_phase(args) -> dict:
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from connections.refresh import refresh_claim_due
+    from connections.refresh import claim_due
 
     workspace, client = base_rows("http://127.0.0.1:9/api/oauth2/token", "http://127.0.0.1:9/api/oauth2/auth")
     truncate_connections()
@@ -946,7 +946,7 @@ def sweeper_phase(args) -> dict:
     # The SQL of the claim, as Django sends it.
     rearm()
     with CaptureQueriesContext(connection) as queries:
-        ids, _ = refresh_claim_due(limit=500)
+        ids, _ = claim_due(limit=500)
     select_sql = next(q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT"))
     update_sql = next(
         (q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")), ""
@@ -973,7 +973,7 @@ def sweeper_phase(args) -> dict:
         run_parts.clear()
         with connection.execute_wrapper(statement_timer):
             t0 = time.perf_counter()
-            ids, _ = refresh_claim_due(limit=500)
+            ids, _ = claim_due(limit=500)
             elapsed = (time.perf_counter() - t0) * 1000
         timings.append(elapsed)
         claimed.append(len(ids))
@@ -1019,7 +1019,7 @@ def sweeper_phase(args) -> dict:
         "uses_index": uses_index,
     }
     log(
-        f"sweeper: refresh_claim_due over {args.sweep_runs} runs: median {result['claim_ms']['median']} ms, "
+        f"sweeper: claim_due over {args.sweep_runs} runs: median {result['claim_ms']['median']} ms, "
         f"p99 {result['claim_ms']['p99']} ms (SELECT on the server: median {result['select_server_ms']['median']} ms; "
         f"parts: {result['claim_parts_ms']}); "
         f"index scan on connection_refresh_due: {uses_index}"
@@ -1219,7 +1219,7 @@ def print_summary(report: dict) -> None:
     if report.get("sweeper"):
         s = report["sweeper"]
         print(
-            f"\nsweeper: {s['rows']:,} rows, {s['due']} due: refresh_claim_due median {s['claim_ms']['median']} ms, "
+            f"\nsweeper: {s['rows']:,} rows, {s['due']} due: claim_due median {s['claim_ms']['median']} ms, "
             f"p99 {s['claim_ms']['p99']} ms over {s['runs']} runs (SELECT on the server: median "
             f"{s['select_server_ms']['median']} ms); index scan on connection_refresh_due: {s['uses_index']}"
         )

@@ -27,6 +27,6 @@ def close_old_connections(**kwargs) -> None:
 @signals.worker_process_shutdown.connect(weak=False, dispatch_uid="tokenkeeper-refresh-threads-stop")
 def stop_refresh_threads(**kwargs) -> None:
     """A worker process going away closes its refresh threads' database connections."""
-    from connections.batches import refresh_threads_stop
+    from connections import threads
 
-    refresh_threads_stop()
+    threads.stop()

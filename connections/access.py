@@ -8,7 +8,7 @@ from django.utils import timezone
 from common.errors import ConflictError, UnavailableError
 
 from .models import Connection, Status
-from .refresh import connection_refresh
+from .refresh import refresh_on_demand
 
 UNUSABLE = {
     Status.PENDING: "The connection is not authorized yet: connect it first.",
@@ -63,8 +63,8 @@ def connection_access_token(*, connection: Connection) -> AccessToken:
         return AccessToken(
             connection.access_token, connection.token_type or "bearer", connection.access_token_expires_at
         )
-    outcome = connection_refresh(connection_id=connection.id, on_demand=True)
-    connection = outcome.connection or connection
+    result = refresh_on_demand(connection_id=connection.id)
+    connection = result.connection or connection
     now = timezone.now()
     if error := _unusable(connection):
         raise error
@@ -74,7 +74,7 @@ def connection_access_token(*, connection: Connection) -> AccessToken:
         )
     retry_after = (connection.refresh_due_at - now).total_seconds() if connection.refresh_due_at else None
     raise UnavailableError(
-        f"The access token has expired and refreshing it failed: {connection.last_error or outcome.message} "
+        f"The access token has expired and refreshing it failed: {connection.last_error or result.message} "
         "Tokenkeeper keeps retrying.",
         code="refresh_failing",
         retry_after=retry_after,

@@ -4,7 +4,7 @@ from common.admin import ReadOnlyAdmin
 from common.errors import ServiceError
 from workspaces.audit import Actor
 
-from . import refresh, services
+from . import services
 from .models import Connection, ConnectionEvent
 
 
@@ -73,7 +73,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
             request,
             queryset,
             "Refresh requested",
-            lambda c, actor: refresh.connection_refresh_now(workspace=c.workspace, connection=c, actor=actor),
+            lambda c, actor: services.connection_refresh_now(workspace=c.workspace, connection=c, actor=actor),
         )
 
     @admin.action(permissions=["support"], description="Mark for re-authorization")
@@ -82,7 +82,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
             request,
             queryset,
             "Marked for re-authorization",
-            lambda c, actor: refresh.connection_mark_needs_reauth(workspace=c.workspace, connection=c, actor=actor),
+            lambda c, actor: services.connection_mark_needs_reauth(workspace=c.workspace, connection=c, actor=actor),
         )
 
     @admin.action(permissions=["support"], description="Disable (disconnect: erase tokens, status revoked)")

@@ -8,10 +8,11 @@ from common.errors import ServiceError
 from oauthclients.selectors import oauth_client_get
 from workspaces.tenancy import WorkspaceAPIMixin
 
-from . import flow, refresh, selectors, services
+from . import flow, selectors, services
 from .access import connection_access_token
 from .filters import ConnectionFilter
 from .models import Connection
+from .refresh import Outcome
 from .serializers import (
     AccessTokenSerializer,
     ConnectionCreateSerializer,
@@ -104,13 +105,13 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
     def refresh(self, request, workspace, pk):
         """Force a refresh now (admins). Respects the provider's window: answers when it will happen."""
         connection = self.get_object()
-        outcome = refresh.connection_refresh_now(workspace=self.workspace, connection=connection, actor=self.actor)
-        if outcome.result == "scheduled":
+        result = services.connection_refresh_now(workspace=self.workspace, connection=connection, actor=self.actor)
+        if result.outcome == Outcome.SCHEDULED:
             return Response(
-                {"status": "scheduled", "refresh_at": outcome.retry_at, "detail": outcome.message},
+                {"status": "scheduled", "refresh_at": result.retry_at, "detail": result.message},
                 status=status.HTTP_202_ACCEPTED,
             )
-        body = ConnectionSerializer(outcome.connection).data
-        body["refresh_result"] = outcome.result
-        body["refresh_detail"] = outcome.message
+        body = ConnectionSerializer(result.connection).data
+        body["refresh_result"] = str(result.outcome)
+        body["refresh_detail"] = result.message
         return Response(body)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from workspaces.audit import SYSTEM, Actor, audit_record
 from workspaces.keys import sha256_hex
 
+from .events import connection_event
 from .models import AuthorizationState, Connection, ConnectLink, EventKind, Status
 from .notifications import notify_recovered
 from .oauth import (
@@ -27,7 +28,6 @@ from .oauth import (
     fetch_identity,
     new_pkce_verifier,
 )
-from .services import connection_event
 from .tokens import apply_tokens
 
 STATE_LIFETIME = timedelta(minutes=10)

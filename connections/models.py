@@ -109,7 +109,7 @@ class ConnectionEvent(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["connection", "-created_at"], name="connection_event_time"),
-            # The retention purge's scan, oldest first (connections.services.connection_events_purge).
+            # The retention purge's scan, oldest first (connections.events.connection_events_purge).
             models.Index(fields=["created_at"], name="connection_event_created"),
         ]
 

@@ -1,68 +1,103 @@
-"""The token refresh engine.
+"""The token refresh engine, top to bottom in the order it runs.
 
-Beat runs ``refresh_sweep`` every few seconds. It claims the connections
-whose ``refresh_due_at`` has passed, writing a lease (token + expiry) in the
-claiming transaction (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), and
-queues the claimed ids as tasks (``connections.batches``: one or two ids per
-task while few are due, batches refreshed on threads when many are). Each
-refresh runs under its own row lock: it re-reads the connection, skips if its
-lease is gone or someone already refreshed, calls the token endpoint and
-stores the rotated tokens in the same transaction. The token API calls the
-same function on demand, so concurrent callers wait for the one refresh
-(single flight).
+1. **Sweep** (beat, every few seconds; task ``refresh_sweep``): ``sweep`` claims
+   the connections whose ``refresh_due_at`` has passed (``claim_due``: a lease
+   written in the claiming transaction, ``SELECT … FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL), splits the claim into batches (``split_claim``) and queues each
+   batch as a ``refresh_connections`` task.
+2. **Batch** (a worker): ``refresh_batch`` runs the batch's ids on this
+   process's refresh threads, each through ``refresh_claimed``.
+3. **Entry points**: ``refresh_claimed`` (a batch, holding the lease),
+   ``refresh_on_demand`` (the token API: the refresh is due and no worker has
+   done it) and ``refresh_forced`` (an admin's "refresh now", inside the
+   provider's window). Each locks the row, decides whether a refresh may
+   happen now, and hands the locked connection to the one core,
+   ``_refresh_locked``: the token request, then the rotated tokens stored in
+   the same transaction (``_succeed``), a retry planned (``_fail``) or the
+   connection marked for re-authorization (``mark_needs_reauth``).
 
 Why a lease and a lock: the lock alone ends at commit and dies with the
 worker; the lease keeps a claimed connection from being claimed again until
 the attempt must have ended (longer than the task's hard time limit). A lease
 that runs out unreleased means the attempt was interrupted, which is
 remembered in ``interrupted_at`` to explain an "old refresh token" answer.
+Concurrent callers queue on the row lock, so a connection is refreshed once
+however many ask (single flight). docs/refresh-engine.md walks through it.
 """
 
 import logging
+import math
 import random
+import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
-from common.errors import ConflictError
-from workspaces.audit import SYSTEM, Actor, audit_record
+from workspaces.audit import SYSTEM, audit_record
 
+from . import threads
+from .events import connection_event
 from .models import Connection, EventKind, Status
 from .notifications import notify_needs_reauth
-from .oauth import PERMANENT, TOO_EARLY, TokenEndpointError, refresh_tokens
-from .services import connection_event
-from .tokens import apply_tokens
+from .oauth import PERMANENT, TOO_EARLY, TRANSIENT, TokenEndpointError, refresh_tokens
+from .tokens import apply_tokens, refresh_window_opens_at
 
 logger = logging.getLogger(__name__)
 
 REFRESHABLE = (Status.ACTIVE, Status.REFRESH_FAILING)
-_UNLOADED = object()
+SWEEP_CLAIM_LIMIT = 500
+
+
+class Outcome(StrEnum):
+    """How one refresh attempt (or one id of a batch) ended."""
+
+    REFRESHED = "refreshed"
+    SKIPPED = "skipped"  # nothing to do: not due, not refreshable, or another claim owns it
+    FAILED = "failed"  # a transient error or too early: retried later
+    NEEDS_REAUTH = "needs_reauth"  # the provider refused the refresh token
+    SCHEDULED = "scheduled"  # "refresh now" before the provider's window: moved to when it opens
+    RELEASED = "released"  # a batch past its deadline gave the claim back to the next sweep
+    ERROR = "error"  # not the provider's answer (e.g. the database went away); the claim runs out
+
+
+@dataclass
+class RefreshResult:
+    outcome: Outcome
+    connection: Connection | None = None
+    message: str = ""
+    retry_at: datetime | None = None
 
 
 def lease_seconds() -> int:
     return settings.REFRESH_LEASE_SECONDS
 
 
-@dataclass
-class RefreshOutcome:
-    """What a refresh attempt did: ``refreshed``, ``skipped``, ``failed`` or ``needs_reauth``."""
-
-    result: str
-    connection: Connection | None = None
-    message: str = ""
-    retry_at: datetime | None = None
+# --- 1. Sweep: claim, split, queue ---------------------------------------------------------------
 
 
-# --- Claiming (the sweeper) -------------------------------------------------------------
+def sweep(*, enqueue: Callable[[list[uuid.UUID], uuid.UUID], None]) -> int:
+    """Claim every due connection and queue it; returns how many were queued."""
+    queued = 0
+    while True:
+        ids, lease = claim_due(limit=SWEEP_CLAIM_LIMIT)
+        for batch in split_claim(ids):
+            enqueue(batch, lease)
+        queued += len(ids)
+        if len(ids) < SWEEP_CLAIM_LIMIT:
+            return queued
 
 
-def refresh_claim_due(*, now: datetime | None = None, limit: int = 500) -> tuple[list[uuid.UUID], uuid.UUID]:
-    """Claim up to ``limit`` due connections; returns their ids and the lease token."""
+def claim_due(*, now: datetime | None = None, limit: int = SWEEP_CLAIM_LIMIT) -> tuple[list[uuid.UUID], uuid.UUID]:
+    """Claim up to ``limit`` due connections, most urgent first; returns their ids and the lease token."""
     now = now or timezone.now()
     lease = uuid.uuid4()
     with transaction.atomic():
@@ -86,29 +121,81 @@ def refresh_claim_due(*, now: datetime | None = None, limit: int = 500) -> tuple
     return ids, lease
 
 
-# --- Refreshing ---------------------------------------------------------------------------------
+def split_claim(ids: list, *, fanout: int | None = None, max_size: int | None = None) -> list[list]:
+    """Split claimed ids into batches: one per worker process while that keeps
+    them at most ``REFRESH_BATCH_MAX`` long, and single ids when few are due.
 
-
-def _backoff(failures: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter: 30 s, 60 s, 2 min … at most an hour.
-
-    Six failures take over 30 minutes, which keeps us inside Exact Online's
-    budget of 10 errors an hour per endpoint. Retry-After wins when longer.
+    With ``fanout`` the number of worker processes, n due ids become
+    min(n, fanout) batches of ceil(n / fanout) ids: every process gets work,
+    and under load each Celery message carries several refreshes.
     """
-    base = min(settings.REFRESH_RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0), 3600)
-    delay = base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
-    return max(delay, retry_after or 0)
+    fanout = fanout or settings.REFRESH_BATCH_FANOUT
+    max_size = max_size or settings.REFRESH_BATCH_MAX
+    size = min(max_size, max(1, math.ceil(len(ids) / fanout)))
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def _release(connection: Connection) -> None:
-    connection.lease_token = None
-    connection.lease_expires_at = None
-    connection.interrupted_at = None
+# --- 2. Batch: a worker runs the claimed ids on its threads ----------------------------------------
 
 
-# What a refresh task never reads: left out of its locked SELECT (a deferred
-# field still loads on first access, and assigning one saves it).
-_COLD_FIELDS = (
+def batch_seconds() -> float:
+    """How long a batch keeps starting refreshes; the rest are released.
+
+    A tenth of the task's hard time limit at most, so the last refresh started
+    still has the token call's full timeouts before the limit.
+    """
+    return min(settings.REFRESH_BATCH_SECONDS, settings.REFRESH_TASK_TIME_LIMIT / 10)
+
+
+def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, int]:
+    """Refresh a batch of connections claimed with ``lease_token``.
+
+    Up to ``REFRESH_THREADS`` at once (``connections.threads``: threads of this
+    worker process, each with its own database connection), so a process is
+    not idle while the provider answers; each id is ``refresh_claimed`` with
+    its own row lock, lease check and transaction. Past ``batch_seconds()``
+    (a slow provider) the ids not started yet are released, so the next sweep
+    claims them again for other workers instead of them waiting here. Returns
+    how many ended how: ``{"refreshed": 9, "skipped": 1}``.
+    """
+    deadline = time.monotonic() + batch_seconds()
+
+    def one(item: tuple[int, str]) -> Outcome:
+        index, connection_id = item
+        if index and time.monotonic() > deadline:
+            _release_claim(connection_id, lease_token)
+            return Outcome.RELEASED
+        try:
+            return refresh_claimed(connection_id=connection_id, lease_token=lease_token).outcome
+        except SoftTimeLimitExceeded:
+            raise  # the task is out of time: stop here
+        except Exception:
+            # The transaction rolled back; the claim runs out and a later sweep tries again.
+            logger.exception("refresh of connection %s failed unexpectedly", connection_id)
+            return Outcome.ERROR
+
+    outcomes = threads.run_each(one, list(enumerate(connection_ids)), failed=lambda outcome: outcome == Outcome.ERROR)
+    counts = dict(Counter(str(outcome) for outcome in outcomes))
+    if counts.get(Outcome.RELEASED):
+        logger.warning(
+            "refresh batch ran past %.0f s: released %d of %d claims for the next sweep",
+            batch_seconds(),
+            counts[Outcome.RELEASED],
+            len(connection_ids),
+        )
+    return counts
+
+
+def _release_claim(connection_id, lease_token: uuid.UUID) -> None:
+    Connection.objects.filter(id=connection_id, lease_token=lease_token).update(lease_token=None, lease_expires_at=None)
+
+
+# --- 3. Entry points: lock the row, decide, refresh ------------------------------------------------
+
+# What a worker never reads: left out of its locked SELECT (a deferred field
+# still loads on first access, and assigning one saves it). The token API and
+# admins get the whole row: they read the access token they caused.
+_WORKER_DEFERRED = (
     "access_token",
     "account_id",
     "account_name",
@@ -117,6 +204,101 @@ _COLD_FIELDS = (
     "connected_at",
     "created_at",
 )
+
+
+def _locked_rows():
+    return Connection.objects.select_for_update(of=("self",)).select_related("oauth_client")
+
+
+def refresh_claimed(*, connection_id, lease_token: uuid.UUID) -> RefreshResult:
+    """A worker's refresh of a connection the sweeper claimed with ``lease_token``."""
+    with transaction.atomic():
+        connection = _locked_rows().defer(*_WORKER_DEFERRED).filter(pk=connection_id).first()
+        if connection is None:
+            return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
+        if connection.lease_token != lease_token:
+            return RefreshResult(Outcome.SKIPPED, connection, "Another claim owns this connection now.")
+        if reason := not_refreshable(connection) or _not_due(connection, timezone.now()):
+            _release(connection)
+            connection.save(update_fields=["lease_token", "lease_expires_at", "interrupted_at", "updated_at"])
+            return RefreshResult(Outcome.SKIPPED, connection, reason)
+        return _refresh_locked(connection, lease_token=lease_token, detail="Refreshed.")
+
+
+def refresh_on_demand(*, connection_id) -> RefreshResult:
+    """The token API's refresh of a due connection no worker has refreshed yet.
+
+    Concurrent callers queue on the row lock; the first refreshes, the others
+    find it no longer due and read the new token (single flight).
+    """
+    with transaction.atomic():
+        connection = _locked_rows().filter(pk=connection_id).first()
+        if connection is None:
+            return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
+        if reason := not_refreshable(connection) or _not_due(connection, timezone.now()):
+            return RefreshResult(Outcome.SKIPPED, connection, reason)
+        return _refresh_locked(connection, lease_token=None, detail="Refreshed on demand by the token API.")
+
+
+def refresh_forced(*, connection_id) -> RefreshResult:
+    """An admin's refresh, due or not, but never before the provider's window opens."""
+    with transaction.atomic():
+        connection = _locked_rows().filter(pk=connection_id).first()
+        if connection is None:
+            return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
+        if reason := not_refreshable(connection) or _window_closed(connection, timezone.now()):
+            return RefreshResult(Outcome.SKIPPED, connection, reason)
+        return _refresh_locked(connection, lease_token=None, detail="Refreshed.")
+
+
+def not_refreshable(connection: Connection) -> str:
+    """Why this connection cannot be refreshed at all ("" when it can)."""
+    if connection.status not in REFRESHABLE:
+        return f"The connection is {connection.get_status_display().lower()}."
+    if not connection.refresh_token:
+        return "The connection has no refresh token."
+    return ""
+
+
+def _not_due(connection: Connection, now: datetime) -> str:
+    if connection.refresh_due_at is None or connection.refresh_due_at > now:
+        return "Not due: already refreshed."
+    return ""
+
+
+def _window_closed(connection: Connection, now: datetime) -> str:
+    opens = refresh_window_opens_at(connection)
+    if opens and now < opens:
+        return f"The provider accepts a refresh only from {opens:%H:%M:%S} UTC."
+    return ""
+
+
+# --- 4. The core: one token request under the row lock ------------------------------------------
+
+
+def _refresh_locked(connection: Connection, *, lease_token: uuid.UUID | None, detail: str) -> RefreshResult:
+    """Call the token endpoint for a locked connection and store what it answered."""
+    now = timezone.now()
+    if connection.refresh_token_expires_at and connection.refresh_token_expires_at <= now:
+        return mark_needs_reauth(
+            connection,
+            f"The refresh token expired at {connection.refresh_token_expires_at:%Y-%m-%d %H:%M:%S} UTC. "
+            "Reconnect to authorize again.",
+        )
+    issued_at = timezone.now()
+    try:
+        tokens = refresh_tokens(connection.oauth_client, refresh_token=connection.refresh_token)
+    except TokenEndpointError as error:
+        logger.info("refresh of connection %s failed: %s", connection.id, error.message)
+        if error.kind == PERMANENT:
+            return mark_needs_reauth(connection, _permanent_message(connection, error, lease_token))
+        return _fail(connection, error)
+    if not tokens.access_token:
+        return _fail(connection, TokenEndpointError("The provider answered without an access token.", kind=TRANSIENT))
+    return _succeed(connection, tokens, issued_at, detail=detail)
+
+
+_UNLOADED = object()
 _SUCCESS_FIELDS = (
     "access_token",
     "token_type",
@@ -137,7 +319,7 @@ _SUCCESS_FIELDS = (
 )
 
 
-def _succeed(connection: Connection, tokens, issued_at: datetime, *, on_demand: bool) -> RefreshOutcome:
+def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str) -> RefreshResult:
     was = connection.status
     before = {name: connection.__dict__.get(name, _UNLOADED) for name in _SUCCESS_FIELDS}
     apply_tokens(connection, tokens, issued_at=issued_at)
@@ -149,10 +331,8 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, on_demand: 
     _release(connection)
     # Only the columns that changed: the UPDATE is built per refresh, and the
     # engine does hundreds a second (docs/benchmarks.md).
-    connection.save(
-        update_fields=[name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]] + ["updated_at"]
-    )
-    detail = "Refreshed on demand by the token API." if on_demand else "Refreshed."
+    changed = [name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]]
+    connection.save(update_fields=[*changed, "updated_at"])
     connection_event(
         connection,
         EventKind.REFRESHED,
@@ -162,31 +342,21 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, on_demand: 
     )
     if was == Status.REFRESH_FAILING:
         connection_event(connection, EventKind.RECOVERED, "Refreshing works again.")
-    return RefreshOutcome("refreshed", connection)
+    return RefreshResult(Outcome.REFRESHED, connection)
 
 
-def _needs_reauth(connection: Connection, message: str) -> RefreshOutcome:
-    already = connection.status == Status.NEEDS_REAUTH
-    connection.status = Status.NEEDS_REAUTH
-    connection.refresh_due_at = None
-    connection.last_error = message
-    connection.last_error_at = timezone.now()
-    _release(connection)
-    connection.save()
-    if not already:
-        connection_event(connection, EventKind.NEEDS_REAUTH, message)
-        audit_record(
-            workspace=connection.workspace,
-            actor=SYSTEM,
-            action="connection.needs_reauth",
-            target=connection,
-            data={"reason": message},
-        )
-        notify_needs_reauth(connection)
-    return RefreshOutcome("needs_reauth", connection, message)
+def _backoff(failures: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter: 30 s, 60 s, 2 min … at most an hour.
+
+    Six failures take over 30 minutes, which keeps us inside Exact Online's
+    budget of 10 errors an hour per endpoint. Retry-After wins when longer.
+    """
+    base = min(settings.REFRESH_RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0), 3600)
+    delay = base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+    return max(delay, retry_after or 0)
 
 
-def _fail(connection: Connection, error: TokenEndpointError) -> RefreshOutcome:
+def _fail(connection: Connection, error: TokenEndpointError) -> RefreshResult:
     now = timezone.now()
     connection.refresh_failures += 1
     if error.kind == TOO_EARLY:
@@ -208,10 +378,36 @@ def _fail(connection: Connection, error: TokenEndpointError) -> RefreshOutcome:
         retry_in_seconds=round(delay, 1),
         status=error.status,
     )
-    return RefreshOutcome("failed", connection, error.message, retry_at=connection.refresh_due_at)
+    return RefreshResult(Outcome.FAILED, connection, error.message, retry_at=connection.refresh_due_at)
 
 
-def _permanent_message(connection: Connection, error: TokenEndpointError, lease_token) -> str:
+def mark_needs_reauth(connection: Connection, message: str) -> RefreshResult:
+    """Move a locked connection to ``needs_reauth``: no more refreshes until someone reconnects it.
+
+    The event, the audit row and the e-mails happen once per incident, on the
+    transition.
+    """
+    already = connection.status == Status.NEEDS_REAUTH
+    connection.status = Status.NEEDS_REAUTH
+    connection.refresh_due_at = None
+    connection.last_error = message
+    connection.last_error_at = timezone.now()
+    _release(connection)
+    connection.save()
+    if not already:
+        connection_event(connection, EventKind.NEEDS_REAUTH, message)
+        audit_record(
+            workspace=connection.workspace,
+            actor=SYSTEM,
+            action="connection.needs_reauth",
+            target=connection,
+            data={"reason": message},
+        )
+        notify_needs_reauth(connection)
+    return RefreshResult(Outcome.NEEDS_REAUTH, connection, message)
+
+
+def _permanent_message(connection: Connection, error: TokenEndpointError, lease_token: uuid.UUID | None) -> str:
     if connection.interrupted_at is not None:
         return (
             f"{error.message} The previous refresh was interrupted (its claim ran out at "
@@ -228,119 +424,7 @@ def _permanent_message(connection: Connection, error: TokenEndpointError, lease_
     return f"{error.message} Reconnect to authorize again."
 
 
-def connection_refresh(
-    *, connection_id, lease_token: uuid.UUID | None = None, force: bool = False, on_demand: bool = False
-) -> RefreshOutcome:
-    """Refresh one connection under its row lock.
-
-    From a task, ``lease_token`` must match the claim. ``on_demand`` (the token
-    API) and ``force`` (an admin) need no lease; ``force`` refreshes even if
-    not yet due (never before the provider's window opens).
-    """
-    with transaction.atomic():
-        locked = Connection.objects.select_for_update(of=("self",)).select_related("oauth_client")
-        if lease_token is not None:
-            locked = locked.defer(*_COLD_FIELDS)  # a worker: the token API reads the access token it gets back
-        try:
-            connection = locked.get(pk=connection_id)
-        except Connection.DoesNotExist:
-            return RefreshOutcome("skipped", None, "The connection no longer exists.")
-        if lease_token is not None and connection.lease_token != lease_token:
-            return RefreshOutcome("skipped", connection, "Another claim owns this connection now.")
-        now = timezone.now()
-        skip = _skip_reason(connection, now, force=force)
-        if skip:
-            if lease_token is not None:
-                _release(connection)
-                connection.save(update_fields=["lease_token", "lease_expires_at", "interrupted_at", "updated_at"])
-            return RefreshOutcome("skipped", connection, skip)
-        if connection.refresh_token_expires_at and connection.refresh_token_expires_at <= now:
-            return _needs_reauth(
-                connection,
-                f"The refresh token expired at "
-                f"{connection.refresh_token_expires_at:%Y-%m-%d %H:%M:%S} UTC. "
-                "Reconnect to authorize again.",
-            )
-        issued_at = timezone.now()
-        try:
-            tokens = refresh_tokens(connection.oauth_client, refresh_token=connection.refresh_token)
-        except TokenEndpointError as error:
-            logger.info("refresh of connection %s failed: %s", connection.id, error.message)
-            if error.kind == PERMANENT:
-                return _needs_reauth(connection, _permanent_message(connection, error, lease_token))
-            return _fail(connection, error)
-        if not tokens.access_token:
-            return _fail(
-                connection, TokenEndpointError("The provider answered without an access token.", kind="transient")
-            )
-        return _succeed(connection, tokens, issued_at, on_demand=on_demand)
-
-
-def _skip_reason(connection: Connection, now: datetime, *, force: bool) -> str:
-    if connection.status not in REFRESHABLE:
-        return f"The connection is {connection.get_status_display().lower()}."
-    if not connection.refresh_token:
-        return "The connection has no refresh token."
-    if force:
-        opens = (
-            connection.oauth_client.provider_spec.refresh_policy.window_opens_at(connection.access_token_expires_at)
-            if connection.access_token_expires_at
-            else None
-        )
-        if opens and now < opens:
-            return f"The provider accepts a refresh only from {opens:%H:%M:%S} UTC."
-        return ""
-    if connection.refresh_due_at is None or connection.refresh_due_at > now:
-        return "Not due: already refreshed."
-    return ""
-
-
-def connection_refresh_now(*, workspace, connection: Connection, actor: Actor) -> RefreshOutcome:
-    """An admin's "refresh now": immediately, or as soon as the provider's window opens."""
-    connection = Connection.objects.select_related("oauth_client").get(pk=connection.pk, workspace=workspace)
-    if connection.status not in REFRESHABLE or not connection.refresh_token:
-        raise ConflictError(
-            _skip_reason(connection, timezone.now(), force=True) + " Reconnect it instead.", code="not_refreshable"
-        )
-    policy = connection.oauth_client.provider_spec.refresh_policy
-    opens = policy.window_opens_at(connection.access_token_expires_at) if connection.access_token_expires_at else None
-    if opens and timezone.now() < opens:
-        at = policy.due_at(connection.access_token_expires_at, connection.access_token_lifetime or 0)
-        Connection.objects.filter(pk=connection.pk, refresh_due_at__gt=at).update(refresh_due_at=at)
-        message = (
-            f"{connection.oauth_client.get_provider_display()} accepts a refresh only in the last "
-            f"{policy.window_seconds} s before expiry; it will happen at {at:%H:%M:%S} UTC."
-        )
-        audit_record(
-            workspace=workspace,
-            actor=actor,
-            action="connection.refresh_requested",
-            target=connection,
-            data={"refresh_at": at.isoformat()},
-        )
-        return RefreshOutcome("scheduled", connection, message, retry_at=at)
-    outcome = connection_refresh(connection_id=connection.pk, force=True)
-    audit_record(
-        workspace=workspace,
-        actor=actor,
-        action="connection.refresh_forced",
-        target=connection,
-        data={"result": outcome.result},
-    )
-    return outcome
-
-
-# --- Admin actions -----------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def connection_mark_needs_reauth(*, workspace, connection: Connection, actor: Actor, reason: str = "") -> Connection:
-    connection = (
-        Connection.objects.select_for_update()
-        .select_related("workspace", "oauth_client")
-        .get(pk=connection.pk, workspace=workspace)
-    )
-    message = reason or f"Marked for re-authorization by {actor.label}."
-    _needs_reauth(connection, message)
-    audit_record(workspace=workspace, actor=actor, action="connection.marked_needs_reauth", target=connection)
-    return connection
+def _release(connection: Connection) -> None:
+    connection.lease_token = None
+    connection.lease_expires_at = None
+    connection.interrupted_at = None

@@ -1,43 +1,20 @@
-"""Writes for connections: create, rename, disconnect, delete, and the event history.
+"""Writes for connections: create, rename, disconnect, delete, and people's
+refresh actions (refresh now, mark for re-authorization).
 
-The authorization-code flow lives in ``connections.flow``; token refresh in
-``connections.refresh``.
+The authorization-code flow lives in ``connections.flow``; the refresh engine
+in ``connections.refresh``; the event history in ``connections.events``.
 """
-
-import time
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from common.errors import ServiceError, clean_name
+from common.errors import ConflictError, ServiceError, clean_name
 from workspaces.audit import Actor, audit_record
 
-from .models import Connection, ConnectionEvent, EventKind, Status
-
-
-def connection_event(connection: Connection, kind: str, detail: str = "", **data) -> ConnectionEvent:
-    return ConnectionEvent.objects.create(connection=connection, kind=kind, detail=detail[:2000], data=data)
-
-
-def connection_events_purge(*, older_than_days: float, batch_size: int = 5000, max_seconds: float = 300) -> int:
-    """Delete routine ``refreshed`` events older than ``older_than_days``, oldest first.
-
-    At 100,000 Exact Online connections the engine records ~14 million of
-    them a day; every other kind (failures, needs_reauth, reconnects …) is
-    kept. Deletes in batches of ``batch_size`` (short transactions, no long
-    lock) and stops after ``max_seconds``; the next run continues. Returns how
-    many were deleted.
-    """
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    old = ConnectionEvent.objects.filter(kind=EventKind.REFRESHED, created_at__lt=cutoff).order_by("created_at")
-    deleted, stop_at = 0, time.monotonic() + max_seconds
-    while time.monotonic() < stop_at:
-        ids = list(old.values_list("id", flat=True)[:batch_size])
-        if not ids:
-            break
-        deleted += ConnectionEvent.objects.filter(id__in=ids).delete()[0]
-    return deleted
+from . import refresh
+from .events import connection_event
+from .models import Connection, EventKind, Status
+from .tokens import refresh_window_opens_at
 
 
 def _clean_name(name: str) -> str:
@@ -121,3 +98,52 @@ def connection_delete(*, workspace, connection: Connection, actor: Actor) -> Non
         data={"name": connection.name, "status": connection.status},
     )
     connection.delete()
+
+
+def connection_refresh_now(*, workspace, connection: Connection, actor: Actor) -> refresh.RefreshResult:
+    """A person's "refresh now": immediately, or as soon as the provider's window opens."""
+    connection = Connection.objects.select_related("oauth_client").get(pk=connection.pk, workspace=workspace)
+    if reason := refresh.not_refreshable(connection):
+        raise ConflictError(f"{reason} Reconnect it instead.", code="not_refreshable")
+    opens = refresh_window_opens_at(connection)
+    if opens and timezone.now() < opens:
+        return _refresh_when_window_opens(workspace=workspace, connection=connection, actor=actor)
+    result = refresh.refresh_forced(connection_id=connection.pk)
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.refresh_forced",
+        target=connection,
+        data={"result": str(result.outcome)},
+    )
+    return result
+
+
+def _refresh_when_window_opens(*, workspace, connection: Connection, actor: Actor) -> refresh.RefreshResult:
+    policy = connection.oauth_client.provider_spec.refresh_policy
+    at = policy.due_at(connection.access_token_expires_at, connection.access_token_lifetime or 0)
+    Connection.objects.filter(pk=connection.pk, refresh_due_at__gt=at).update(refresh_due_at=at)
+    message = (
+        f"{connection.oauth_client.get_provider_display()} accepts a refresh only in the last "
+        f"{policy.window_seconds} s before expiry; it will happen at {at:%H:%M:%S} UTC."
+    )
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.refresh_requested",
+        target=connection,
+        data={"refresh_at": at.isoformat()},
+    )
+    return refresh.RefreshResult(refresh.Outcome.SCHEDULED, connection, message, retry_at=at)
+
+
+@transaction.atomic
+def connection_mark_needs_reauth(*, workspace, connection: Connection, actor: Actor, reason: str = "") -> Connection:
+    connection = (
+        Connection.objects.select_for_update()
+        .select_related("workspace", "oauth_client")
+        .get(pk=connection.pk, workspace=workspace)
+    )
+    refresh.mark_needs_reauth(connection, reason or f"Marked for re-authorization by {actor.label}.")
+    audit_record(workspace=workspace, actor=actor, action="connection.marked_needs_reauth", target=connection)
+    return connection

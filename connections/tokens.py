@@ -21,6 +21,14 @@ def refresh_lifetime(connection: Connection, tokens: TokenSet) -> int | None:
     return configured // 1000 if configured else None
 
 
+def refresh_window_opens_at(connection: Connection) -> datetime | None:
+    """The earliest moment the provider accepts a refresh of the current access
+    token (Exact Online: 30 s before expiry); None when any time will do."""
+    if connection.access_token_expires_at is None:
+        return None
+    return connection.oauth_client.provider_spec.refresh_policy.window_opens_at(connection.access_token_expires_at)
+
+
 def next_refresh_due(connection: Connection) -> datetime | None:
     if not connection.refresh_token or connection.access_token_expires_at is None:
         return None

@@ -7,8 +7,8 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from connections import tasks
+from connections.events import connection_event, connection_events_purge
 from connections.models import ConnectionEvent, EventKind
-from connections.services import connection_event, connection_events_purge
 from tests.engine.helpers import connect
 
 

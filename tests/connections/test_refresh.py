@@ -19,8 +19,8 @@ from django.utils import timezone
 from connections import oauth
 from connections.models import Connection, EventKind, Status
 from connections.oauth import TokenSet
-from connections.refresh import connection_refresh, refresh_claim_due
-from connections.tasks import refresh_connection
+from connections.refresh import claim_due, refresh_forced, refresh_on_demand
+from connections.tasks import refresh_connections
 from connections.tokens import apply_tokens
 from oauthclients.providers import RefreshPolicy, get_provider
 from tests.engine.helpers import (
@@ -54,8 +54,14 @@ def due(team, client40, exact40):
 
 def sweep_and_run() -> list[str]:
     """One sweep, then each queued task run here, as a worker would."""
-    ids, lease = refresh_claim_due()
-    return [refresh_connection(str(connection_id), str(lease)) for connection_id in ids]
+    ids, lease = claim_due()
+    return [run_claimed(connection_id, lease) for connection_id in ids]
+
+
+def run_claimed(connection_id, lease) -> str:
+    """The production task for one claimed id; how it ended."""
+    (outcome,) = refresh_connections([str(connection_id)], str(lease))
+    return outcome
 
 
 def reload(connection: Connection) -> Connection:
@@ -236,7 +242,7 @@ def test_token_requests_use_the_proxy_the_environment_names_unless_no_proxy_exem
 
     proxy_environment.setenv("no_proxy", "127.0.0.1")
     oauth._environment_settings.cache_clear()  # a restarted worker reads the environment again
-    assert connection_refresh(connection_id=due.pk, force=True).result == "refreshed"
+    assert refresh_forced(connection_id=due.pk).outcome == "refreshed"
     assert refreshes(exact40, "ok") == 1
 
 
@@ -284,7 +290,7 @@ def test_invalid_grant_needs_reauth_after_one_attempt_and_mails_owner_and_admins
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep_and_run() == ["needs_reauth"]
         assert sweep_and_run() == []  # not due any more: no retry loop
-        assert connection_refresh(connection_id=due.pk, on_demand=True).result == "skipped"
+        assert refresh_on_demand(connection_id=due.pk).outcome == "skipped"
 
     due = reload(due)
     assert due.status == Status.NEEDS_REAUTH
@@ -317,7 +323,7 @@ def test_an_interrupted_refresh_says_so_when_the_provider_refuses_the_old_token(
 ):
     """A worker died after the provider rotated: its lease runs out, the next sweep notes the
     interruption, and the one further attempt ends in needs_reauth that explains why."""
-    ids, lease = refresh_claim_due()
+    ids, lease = claim_due()
     lost = requests.post(
         exact40.token_url,
         timeout=5,
@@ -333,7 +339,7 @@ def test_an_interrupted_refresh_says_so_when_the_provider_refuses_the_old_token(
 
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep_and_run() == ["needs_reauth"]
-        assert refresh_connection(str(due.pk), str(lease)) == "skipped"  # the dead worker's task, redelivered
+        assert run_claimed(due.pk, lease) == "skipped"  # the dead worker's task, redelivered
 
     due = reload(due)
     assert due.status == Status.NEEDS_REAUTH
@@ -347,7 +353,7 @@ def test_the_token_api_finding_a_dead_workers_claim_says_the_refresh_was_interru
 ):
     """The worker died mid-refresh and its claim has not run out yet: an on-demand refresh
     from the token API gets "old refresh token" and explains the interruption."""
-    refresh_claim_due()
+    claim_due()
     lost = requests.post(
         exact40.token_url,
         timeout=5,
@@ -361,9 +367,9 @@ def test_the_token_api_finding_a_dead_workers_claim_says_the_refresh_was_interru
     assert lost.status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = connection_refresh(connection_id=due.pk, on_demand=True)
+        outcome = refresh_on_demand(connection_id=due.pk).outcome
 
-    assert outcome.result == "needs_reauth"
+    assert outcome == "needs_reauth"
     assert "interrupted" in reload(due).last_error
     assert exact40.count("old_refresh_token") == 1
 

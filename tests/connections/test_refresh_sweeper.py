@@ -14,12 +14,11 @@ from django.utils import timezone
 
 from connections import refresh, tasks
 from connections.access import connection_access_token
-from connections.batches import batch_seconds as refresh_batch_seconds
-from connections.batches import refresh_batches
 from connections.models import Connection, EventKind, Status
 from connections.oauth import CONNECT_TIMEOUT, READ_TIMEOUT
-from connections.refresh import refresh_claim_due
-from connections.tasks import refresh_connection, refresh_connections, refresh_sweep
+from connections.refresh import batch_seconds as refresh_batch_seconds
+from connections.refresh import claim_due, split_claim
+from connections.tasks import refresh_connections, refresh_sweep
 from tests.engine.helpers import connect, refreshes
 
 
@@ -33,6 +32,12 @@ def make(team, client40, exact40):
         return connection
 
     return make
+
+
+def run_claimed(connection_id, lease) -> str:
+    """The production task for one claimed id; how it ended."""
+    (outcome,) = refresh_connections([str(connection_id)], str(lease))
+    return outcome
 
 
 def leases(*connections) -> list[tuple]:
@@ -50,7 +55,7 @@ def test_the_sweeper_claims_only_due_unleased_connections_and_writes_the_lease(m
     held = make("Held", lease_token=uuid.uuid4(), lease_expires_at=now + timedelta(seconds=30))
     broken = make("Broken", status=Status.NEEDS_REAUTH, refresh_due_at=None)
 
-    ids, lease = refresh_claim_due()
+    ids, lease = claim_due()
 
     assert ids == [due.pk]
     [(token, expires, interrupted)] = leases(due)
@@ -58,13 +63,13 @@ def test_the_sweeper_claims_only_due_unleased_connections_and_writes_the_lease(m
     assert timedelta(seconds=41) < expires - now < timedelta(seconds=43)
     assert leases(not_due)[0][0] is None and leases(broken)[0][0] is None
     assert leases(held)[0][0] == held.lease_token  # untouched
-    assert refresh_claim_due()[0] == []  # claimed once, not twice
+    assert claim_due()[0] == []  # claimed once, not twice
 
 
 def test_a_lease_that_ran_out_is_claimed_again_and_marked_interrupted(make):
     stale = make("Stale", lease_token=uuid.uuid4(), lease_expires_at=timezone.now() - timedelta(seconds=5))
 
-    ids, lease = refresh_claim_due()
+    ids, lease = claim_due()
 
     assert ids == [stale.pk]
     [(token, _, interrupted)] = leases(stale)
@@ -74,23 +79,23 @@ def test_a_lease_that_ran_out_is_claimed_again_and_marked_interrupted(make):
 
 def test_a_task_whose_lease_was_taken_over_does_nothing(make, exact40):
     connection = make("Taken over")
-    _, first = refresh_claim_due()
+    _, first = claim_due()
     Connection.objects.filter(pk=connection.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    _, second = refresh_claim_due()
+    _, second = claim_due()
 
-    assert refresh_connection(str(connection.pk), str(first)) == "skipped"
+    assert run_claimed(connection.pk, first) == "skipped"
     assert refreshes(exact40) == 0
     assert leases(connection)[0][0] == second  # the new claim is left alone
 
-    assert refresh_connection(str(connection.pk), str(second)) == "refreshed"
+    assert run_claimed(connection.pk, second) == "refreshed"
     assert leases(connection) == [(None, None, None)]  # released; the interruption is history
 
 
 def test_a_redelivered_task_is_harmless(make, exact40):
     connection = make("Twice")
-    _, lease = refresh_claim_due()
+    _, lease = claim_due()
 
-    results = [refresh_connection(str(connection.pk), str(lease)) for _ in range(3)]
+    results = [run_claimed(connection.pk, lease) for _ in range(3)]
 
     assert results == ["refreshed", "skipped", "skipped"]
     assert refreshes(exact40) == 1
@@ -98,10 +103,10 @@ def test_a_redelivered_task_is_harmless(make, exact40):
 
 def test_a_queued_task_does_nothing_after_the_token_api_refreshed_on_demand(make, exact40):
     connection = make("Raced")
-    _, lease = refresh_claim_due()
+    _, lease = claim_due()
 
     connection_access_token(connection=connection)
-    assert refresh_connection(str(connection.pk), str(lease)) == "skipped"
+    assert run_claimed(connection.pk, lease) == "skipped"
 
     assert refreshes(exact40) == 1
     assert leases(connection)[0][0] is None
@@ -109,10 +114,10 @@ def test_a_queued_task_does_nothing_after_the_token_api_refreshed_on_demand(make
 
 def test_a_task_for_a_connection_no_longer_due_releases_its_lease(make, exact40):
     connection = make("Moved on")
-    _, lease = refresh_claim_due()
+    _, lease = claim_due()
     Connection.objects.filter(pk=connection.pk).update(refresh_due_at=timezone.now() + timedelta(seconds=10))
 
-    assert refresh_connection(str(connection.pk), str(lease)) == "skipped"
+    assert run_claimed(connection.pk, lease) == "skipped"
     assert leases(connection)[0][0] is None
     assert refreshes(exact40) == 0
 
@@ -158,7 +163,7 @@ def test_the_sweep_task_batches_claims_when_more_are_due_than_workers(make, monk
     ],
 )
 def test_claims_spread_over_the_workers_in_batches_of_at_most_the_maximum(due, fanout, largest, sizes):
-    batches = refresh_batches(list(range(due)), fanout=fanout, max_size=largest)
+    batches = split_claim(list(range(due)), fanout=fanout, max_size=largest)
 
     assert [len(b) for b in batches] == sizes
     assert [i for b in batches for i in b] == list(range(due))
@@ -167,7 +172,7 @@ def test_claims_spread_over_the_workers_in_batches_of_at_most_the_maximum(due, f
 def test_a_batch_refreshes_each_claimed_connection_under_its_own_lock(make, exact40):
     connections = [make(f"Batch {i}") for i in range(3)]
     taken = make("Taken over")
-    ids, lease = refresh_claim_due()
+    ids, lease = claim_due()
     Connection.objects.filter(pk=taken.pk).update(lease_token=uuid.uuid4())
 
     counts = refresh_connections([str(i) for i in ids], str(lease))
@@ -182,7 +187,7 @@ def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, ex
     settings.REFRESH_BATCH_SECONDS = 0  # the deadline has passed once the first refresh is done
     for i in range(3):
         make(f"Slow batch {i}", remaining=20 - i)
-    ids, lease = refresh_claim_due()
+    ids, lease = claim_due()
 
     counts = refresh_connections([str(i) for i in ids], str(lease))
 
@@ -191,21 +196,21 @@ def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, ex
     first, *rest = (Connection.objects.get(pk=i) for i in ids)
     assert first.events.filter(kind=EventKind.REFRESHED).exists()
     assert leases(*rest) == [(None, None, None)] * 2  # released, not marked interrupted
-    again, _ = refresh_claim_due()
+    again, _ = claim_due()
     assert sorted(again) == sorted(c.pk for c in rest)
 
 
 def test_an_unexpected_error_on_one_connection_does_not_stop_the_rest_of_its_batch(make, exact40, monkeypatch):
     connections = [make(f"Batch {i}", remaining=20 - i) for i in range(3)]
-    ids, lease = refresh_claim_due()
-    original = refresh.connection_refresh
+    ids, lease = claim_due()
+    original = refresh.refresh_claimed
 
     def broken_for_the_first(*, connection_id, **kwargs):
         if connection_id == str(ids[0]):
             raise RuntimeError("database went away")
         return original(connection_id=connection_id, **kwargs)
 
-    monkeypatch.setattr(refresh, "connection_refresh", broken_for_the_first)
+    monkeypatch.setattr(refresh, "refresh_claimed", broken_for_the_first)
 
     assert refresh_connections([str(i) for i in ids], str(lease)) == {"error": 1, "refreshed": 2}
     assert refreshes(exact40) == 2
@@ -216,12 +221,12 @@ def test_an_unexpected_error_on_one_connection_does_not_stop_the_rest_of_its_bat
 def test_a_batch_out_of_time_stops_instead_of_carrying_on(make, exact40, monkeypatch):
     for i in range(2):
         make(f"Batch {i}")
-    ids, lease = refresh_claim_due()
+    ids, lease = claim_due()
 
     def out_of_time(**kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(refresh, "connection_refresh", out_of_time)
+    monkeypatch.setattr(refresh, "refresh_claimed", out_of_time)
 
     with pytest.raises(SoftTimeLimitExceeded):
         refresh_connections([str(i) for i in ids], str(lease))
@@ -230,9 +235,8 @@ def test_a_batch_out_of_time_stops_instead_of_carrying_on(make, exact40, monkeyp
 def test_a_lease_outlives_the_refresh_tasks_hard_time_limit():
     """Otherwise a slow but live refresh could be claimed a second time."""
     assert django_settings.REFRESH_LEASE_SECONDS > django_settings.REFRESH_TASK_TIME_LIMIT
-    for task in (refresh_connections, refresh_connection):
-        assert task.time_limit == django_settings.REFRESH_TASK_TIME_LIMIT
-        assert 0 < task.soft_time_limit < task.time_limit
+    assert refresh_connections.time_limit == django_settings.REFRESH_TASK_TIME_LIMIT
+    assert 0 < refresh_connections.soft_time_limit < refresh_connections.time_limit
 
 
 def test_the_last_refresh_a_batch_starts_has_the_token_calls_full_timeouts_before_the_hard_limit():

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import close_old_connections, connections, transaction
 
-from connections.batches import connections_refresh_claimed, refresh_threads_stop
+from connections import threads
 from connections.models import Connection
-from connections.refresh import refresh_claim_due
-from connections.tasks import refresh_connection
+from connections.refresh import claim_due, refresh_batch
+from connections.tasks import refresh_connections
 from tests.engine import helpers
 from tests.engine.helpers import connect, refreshes, token_url, tokens_client
 
@@ -46,14 +46,14 @@ def test_the_sweeper_skips_a_connection_whose_refresh_holds_the_row_lock(team, e
     holder.start()
     try:
         assert locked.wait(10)
-        ids, _ = refresh_claim_due()
+        ids, _ = claim_due()
     finally:
         release.set()
         holder.join()
 
     assert ids == [idle.pk]
     assert Connection.objects.get(pk=busy.pk).lease_token is None
-    assert refresh_claim_due()[0] == [busy.pk]  # free again once the lock is gone
+    assert claim_due()[0] == [busy.pk]  # free again once the lock is gone
 
 
 def test_sweepers_running_at_once_never_claim_the_same_connection(team, exact, exact_client):
@@ -64,7 +64,7 @@ def test_sweepers_running_at_once_never_claim_the_same_connection(team, exact, e
     def sweeper(_):
         start.wait()
         claimed = []
-        while ids := refresh_claim_due(limit=3)[0]:
+        while ids := claim_due(limit=3)[0]:
             claimed.extend(ids)
         return claimed
 
@@ -80,7 +80,7 @@ def test_twenty_token_api_callers_and_the_sweepers_task_make_one_token_request(t
     exact.latency = 0.5  # the provider is slow: everyone piles up on the row lock
     connection = connect(exact_client, exact, name="Hot", owner=team.alice, remaining=20)
     clients = [tokens_client(team.a) for _ in range(20)]
-    ids, lease = refresh_claim_due()  # the sweeper claimed it; its task runs alongside the callers
+    ids, lease = claim_due()  # the sweeper claimed it; its task runs alongside the callers
     assert ids == [connection.pk]
     start = threading.Barrier(21)
 
@@ -93,7 +93,8 @@ def test_twenty_token_api_callers_and_the_sweepers_task_make_one_token_request(t
     @in_thread
     def task():
         start.wait()
-        return refresh_connection(str(connection.pk), str(lease))
+        (outcome,) = refresh_connections([str(connection.pk)], str(lease))
+        return outcome
 
     with ThreadPoolExecutor(21) as pool:
         task_result = pool.submit(task)
@@ -114,7 +115,7 @@ def test_twenty_token_api_callers_and_the_sweepers_task_make_one_token_request(t
 def refresh_threads(settings):
     settings.REFRESH_THREADS = 4
     yield 4
-    refresh_threads_stop()  # their database connections, before the test database is flushed
+    threads.stop()  # their database connections, before the test database is flushed
 
 
 def test_a_batch_refreshes_side_by_side_on_threads_each_connection_under_its_own_lock(team, refresh_threads):
@@ -123,9 +124,9 @@ def test_a_batch_refreshes_side_by_side_on_threads_each_connection_under_its_own
     with helpers.exact_emulator(latency=0.3) as slow:
         client = helpers.exact_client(team.a, team.alice, slow)
         batch = [connect(client, slow, name=f"Side {i}", owner=team.alice, remaining=20) for i in range(4)]
-        ids, lease = refresh_claim_due()
+        ids, lease = claim_due()
 
-        counts = connections_refresh_claimed(connection_ids=ids, lease_token=lease)
+        counts = refresh_batch(connection_ids=ids, lease_token=lease)
 
         assert counts == {"refreshed": 4}
         requests = [r for r in slow.token_requests if r.grant_type == "refresh_token"]
