@@ -8,7 +8,7 @@ from django.utils import timezone
 from common.errors import ConflictError, UnavailableError
 
 from .models import Connection, Status
-from .refresh import refresh_on_demand
+from .refresh import ON_DEMAND_SECONDS, refresh_on_demand
 
 UNUSABLE = {
     Status.PENDING: "The connection is not authorized yet: connect it first.",
@@ -49,17 +49,28 @@ def _valid(connection: Connection, now: datetime) -> bool:
     )
 
 
+def _wants_refresh(connection: Connection, now: datetime) -> bool:
+    """Due, or failing with (almost) no token left: worth one attempt before answering."""
+    if connection.refresh_due_at is not None and connection.refresh_due_at <= now:
+        return True
+    expires = connection.access_token_expires_at
+    return connection.status == Status.REFRESH_FAILING and (
+        expires is None or (expires - now).total_seconds() <= ON_DEMAND_SECONDS
+    )
+
+
 def connection_access_token(*, connection: Connection) -> AccessToken:
     """A valid access token for this connection, refreshing first when the refresh is due.
 
     Concurrent callers of a due connection queue on its row lock; the first
-    refreshes and the others find the new token (single flight).
+    refreshes and the others find the new token (single flight). A failing
+    connection whose token is gone gets one on-demand attempt (if the
+    provider's error budget allows) before the answer is "unavailable".
     """
     now = timezone.now()
     if error := _unusable(connection):
         raise error
-    due = connection.refresh_due_at is not None and connection.refresh_due_at <= now
-    if _valid(connection, now) and not due:
+    if _valid(connection, now) and not _wants_refresh(connection, now):
         return AccessToken(
             connection.access_token, connection.token_type or "bearer", connection.access_token_expires_at
         )
@@ -72,7 +83,8 @@ def connection_access_token(*, connection: Connection) -> AccessToken:
         return AccessToken(
             connection.access_token, connection.token_type or "bearer", connection.access_token_expires_at
         )
-    retry_after = (connection.refresh_due_at - now).total_seconds() if connection.refresh_due_at else None
+    retry_at = result.retry_at or connection.refresh_due_at
+    retry_after = (retry_at - now).total_seconds() if retry_at else None
     raise UnavailableError(
         f"The access token has expired and refreshing it failed: {connection.last_error or result.message} "
         "Tokenkeeper keeps retrying.",

@@ -32,6 +32,7 @@ class ConnectionAdmin(ReadOnlyAdmin):
         "refresh_due_at",
         "last_refreshed_at",
         "refresh_failures",
+        "token_calls_today",
         "last_error",
     ]
     list_filter = ["status", "oauth_client__provider"]

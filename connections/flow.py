@@ -168,6 +168,7 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
         connection.account_name = identity.name[:255]
         connection.account_email = identity.email[:255]
         connection.account_details = identity.extra
+    connection.count_token_call()  # the code exchange
     connection.status = Status.ACTIVE
     connection.connected_at = timezone.now()
     connection.refresh_failures = 0

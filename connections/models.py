@@ -58,6 +58,10 @@ class Connection(models.Model):
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # Token-endpoint requests on ``token_calls_date`` (UTC), successes and
+    # failures: providers cap them per day (Exact Online: 200 per user).
+    token_calls_date = models.DateField(null=True, blank=True)
+    token_calls = models.PositiveIntegerField(default=0)
 
     connected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -83,6 +87,17 @@ class Connection(models.Model):
     def has_tokens(self) -> bool:
         return bool(self.access_token)
 
+    @property
+    def token_calls_today(self) -> int:
+        """Token-endpoint requests so far this UTC day."""
+        return self.token_calls if self.token_calls_date == timezone.now().date() else 0
+
+    def count_token_call(self) -> None:
+        """One more token-endpoint request today (saved with the row)."""
+        today = timezone.now().date()
+        self.token_calls = self.token_calls + 1 if self.token_calls_date == today else 1
+        self.token_calls_date = today
+
 
 class EventKind(models.TextChoices):
     CREATED = "created", "Created"
@@ -91,6 +106,7 @@ class EventKind(models.TextChoices):
     AUTHORIZATION_FAILED = "authorization_failed", "Authorization failed"
     REFRESHED = "refreshed", "Refreshed"
     REFRESH_FAILED = "refresh_failed", "Refresh failed"
+    REFRESH_DEFERRED = "refresh_deferred", "Refresh postponed"
     NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
     RECOVERED = "recovered", "Recovered"
     REVOKED = "revoked", "Revoked"

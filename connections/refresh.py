@@ -46,7 +46,7 @@ from workspaces.audit import SYSTEM, audit_record
 
 from . import threads
 from .events import connection_event
-from .models import Connection, EventKind, Status
+from .models import Connection, ConnectionEvent, EventKind, Status
 from .notifications import notify_needs_reauth
 from .oauth import PERMANENT, TOO_EARLY, TRANSIENT, TokenEndpointError, refresh_tokens
 from .tokens import apply_tokens, refresh_window_opens_at
@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 REFRESHABLE = (Status.ACTIVE, Status.REFRESH_FAILING)
 SWEEP_CLAIM_LIMIT = 500
+# The token API refreshes a failing connection on demand once its token has
+# less than this left (or none), instead of answering "unavailable".
+ON_DEMAND_SECONDS = 5
 
 
 class Outcome(StrEnum):
@@ -65,6 +68,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a transient error or too early: retried later
     NEEDS_REAUTH = "needs_reauth"  # the provider refused the refresh token
     SCHEDULED = "scheduled"  # "refresh now" before the provider's window: moved to when it opens
+    DEFERRED = "deferred"  # not attempted: the provider's error or daily budget is used up
     RELEASED = "released"  # a batch past its deadline gave the claim back to the next sweep
     ERROR = "error"  # not the provider's answer (e.g. the database went away); the claim runs out
 
@@ -222,22 +226,29 @@ def refresh_claimed(*, connection_id, lease_token: uuid.UUID) -> RefreshResult:
             _release(connection)
             connection.save(update_fields=["lease_token", "lease_expires_at", "interrupted_at", "updated_at"])
             return RefreshResult(Outcome.SKIPPED, connection, reason)
-        return _refresh_locked(connection, lease_token=lease_token, detail="Refreshed.")
+        return _refresh_locked(connection, lease_token=lease_token, detail="Refreshed.", extra=False)
 
 
 def refresh_on_demand(*, connection_id) -> RefreshResult:
     """The token API's refresh of a due connection no worker has refreshed yet.
 
-    Concurrent callers queue on the row lock; the first refreshes, the others
-    find it no longer due and read the new token (single flight).
+    Also a failing connection whose token is gone (or nearly): one attempt
+    instead of "unavailable" until the next retry. Concurrent callers queue on
+    the row lock; the first refreshes, the others find it no longer due (or
+    its attempt failed a moment ago) and read what it left (single flight).
     """
     with transaction.atomic():
         connection = _locked_rows().filter(pk=connection_id).first()
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
-        if reason := not_refreshable(connection) or _not_due(connection, timezone.now()):
+        if reason := not_refreshable(connection) or _not_due_on_demand(connection, timezone.now()):
             return RefreshResult(Outcome.SKIPPED, connection, reason)
-        return _refresh_locked(connection, lease_token=None, detail="Refreshed on demand by the token API.")
+        return _refresh_locked(
+            connection,
+            lease_token=None,
+            detail="Refreshed on demand by the token API.",
+            extra=connection.refresh_failures > 0,
+        )
 
 
 def refresh_forced(*, connection_id) -> RefreshResult:
@@ -248,7 +259,7 @@ def refresh_forced(*, connection_id) -> RefreshResult:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         if reason := not_refreshable(connection) or _window_closed(connection, timezone.now()):
             return RefreshResult(Outcome.SKIPPED, connection, reason)
-        return _refresh_locked(connection, lease_token=None, detail="Refreshed.")
+        return _refresh_locked(connection, lease_token=None, detail="Refreshed.", extra=True)
 
 
 def not_refreshable(connection: Connection) -> str:
@@ -266,6 +277,22 @@ def _not_due(connection: Connection, now: datetime) -> str:
     return ""
 
 
+def _not_due_on_demand(connection: Connection, now: datetime) -> str:
+    if not _not_due(connection, now):
+        return ""
+    if connection.status != Status.REFRESH_FAILING:
+        return "Not due: already refreshed."
+    expires = connection.access_token_expires_at
+    if expires is not None and (expires - now).total_seconds() > ON_DEMAND_SECONDS:
+        return "Not due: the current access token is still valid."
+    if reason := _window_closed(connection, now):
+        return reason
+    spacing = _policy(connection).retry_seconds
+    if connection.last_error_at and (now - connection.last_error_at).total_seconds() < spacing:
+        return f"The last attempt failed moments ago ({connection.last_error}); the next is planned."
+    return ""
+
+
 def _window_closed(connection: Connection, now: datetime) -> str:
     opens = refresh_window_opens_at(connection)
     if opens and now < opens:
@@ -276,8 +303,17 @@ def _window_closed(connection: Connection, now: datetime) -> str:
 # --- 4. The core: one token request under the row lock ------------------------------------------
 
 
-def _refresh_locked(connection: Connection, *, lease_token: uuid.UUID | None, detail: str) -> RefreshResult:
-    """Call the token endpoint for a locked connection and store what it answered."""
+def _refresh_locked(
+    connection: Connection, *, lease_token: uuid.UUID | None, detail: str, extra: bool
+) -> RefreshResult:
+    """Call the token endpoint for a locked connection and store what it answered.
+
+    ``extra``: an attempt on top of the engine's own (the token API retrying a
+    failing connection, a person's "refresh now"), which must leave the
+    day's scheduled refreshes their share of the provider's daily budget.
+    The engine's own retries slow down to the scheduled pace instead
+    (``_retry_delay``).
+    """
     now = timezone.now()
     if connection.refresh_token_expires_at and connection.refresh_token_expires_at <= now:
         return mark_needs_reauth(
@@ -285,6 +321,12 @@ def _refresh_locked(connection: Connection, *, lease_token: uuid.UUID | None, de
             f"The refresh token expired at {connection.refresh_token_expires_at:%Y-%m-%d %H:%M:%S} UTC. "
             "Reconnect to authorize again.",
         )
+    if over := _over_budget(connection, now, extra=extra):
+        message, until = over
+        if lease_token is None:  # the token API or a person: tell them, leave the schedule alone
+            return RefreshResult(Outcome.DEFERRED, connection, message, retry_at=until)
+        return _defer(connection, message, until)
+    connection.count_token_call()
     issued_at = timezone.now()
     try:
         tokens = refresh_tokens(connection.oauth_client, refresh_token=connection.refresh_token)
@@ -296,6 +338,67 @@ def _refresh_locked(connection: Connection, *, lease_token: uuid.UUID | None, de
     if not tokens.access_token:
         return _fail(connection, TokenEndpointError("The provider answered without an access token.", kind=TRANSIENT))
     return _succeed(connection, tokens, issued_at, detail=detail)
+
+
+def _policy(connection: Connection):
+    return connection.oauth_client.provider_spec.refresh_policy
+
+
+def _recent_errors(connection: Connection, now: datetime) -> list[datetime]:
+    """When this connection's token requests failed within the provider's error-budget period.
+
+    Only read when the last error is that recent, so the scheduled refresh
+    of a healthy connection costs no query.
+    """
+    since = now - timedelta(seconds=_policy(connection).error_budget_seconds)
+    if connection.last_error_at is None or connection.last_error_at < since:
+        return []
+    return list(
+        ConnectionEvent.objects.filter(
+            connection=connection, kind=EventKind.REFRESH_FAILED, created_at__gte=since
+        ).values_list("created_at", flat=True)
+    )
+
+
+def _over_budget(connection: Connection, now: datetime, *, extra: bool) -> tuple[str, datetime] | None:
+    """Why a token request must not be sent now, and when it may: (message, time), or None."""
+    policy = _policy(connection)
+    errors = _recent_errors(connection, now)
+    if frees_at := policy.error_budget_frees_at(errors):
+        return (
+            f"{len(errors)} failed token requests in the last {policy.error_budget_seconds // 60} minutes: the "
+            f"provider allows {policy.error_budget} before it blocks the app. Next attempt at {frees_at:%H:%M:%S} UTC.",
+            frees_at,
+        )
+    budget = policy.daily_token_budget
+    if not budget:
+        return None
+    calls = connection.token_calls_today
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if calls >= budget:
+        return (
+            f"{calls} token requests today: the provider allows {budget} a day. Next attempt at 00:00 UTC.",
+            midnight,
+        )
+    if extra and policy.daily_budget_tight(now, calls, connection.access_token_lifetime or 0):
+        until = connection.refresh_due_at or midnight
+        return (
+            f"{calls} of the provider's {budget} daily token requests are used and the rest of the day's scheduled "
+            f"refreshes need the others: no extra attempt; the next one is at {until:%H:%M:%S} UTC.",
+            until,
+        )
+    return None
+
+
+def _defer(connection: Connection, message: str, until: datetime) -> RefreshResult:
+    """A claimed refresh that may not ask the provider now: moved to when it may."""
+    connection.refresh_due_at = until
+    connection.status = Status.REFRESH_FAILING
+    connection.last_error = message
+    _release(connection)
+    connection.save()
+    connection_event(connection, EventKind.REFRESH_DEFERRED, message, retry_at=until.isoformat())
+    return RefreshResult(Outcome.DEFERRED, connection, message, retry_at=until)
 
 
 _UNLOADED = object()
@@ -316,12 +419,15 @@ _SUCCESS_FIELDS = (
     "lease_token",
     "lease_expires_at",
     "interrupted_at",
+    "token_calls",
+    "token_calls_date",
 )
 
 
 def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str) -> RefreshResult:
-    was = connection.status
+    was, old_expiry = connection.status, connection.access_token_expires_at
     before = {name: connection.__dict__.get(name, _UNLOADED) for name in _SUCCESS_FIELDS}
+    before["token_calls"] -= 1  # counted before the request, on the same object
     apply_tokens(connection, tokens, issued_at=issued_at)
     connection.status = Status.ACTIVE
     connection.refresh_failures = 0
@@ -341,29 +447,45 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
         rotated=bool(tokens.refresh_token),
     )
     if was == Status.REFRESH_FAILING:
-        connection_event(connection, EventKind.RECOVERED, "Refreshing works again.")
+        unavailable = max((issued_at - old_expiry).total_seconds(), 0) if old_expiry else 0
+        connection_event(
+            connection,
+            EventKind.RECOVERED,
+            f"Refreshing works again; the access token was unavailable for {unavailable:.0f} s.",
+            unavailable_seconds=round(unavailable, 1),
+        )
     return RefreshResult(Outcome.REFRESHED, connection)
 
 
-def _backoff(failures: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter: 30 s, 60 s, 2 min … at most an hour.
+def _backoff(failures: int) -> float:
+    """Exponential backoff once the token has expired: 30 s, 60 s, 2 min … at most an hour."""
+    return min(settings.REFRESH_RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0), 3600)
 
-    Six failures take over 30 minutes, which keeps us inside Exact Online's
-    budget of 10 errors an hour per endpoint. Retry-After wins when longer.
-    """
-    base = min(settings.REFRESH_RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0), 3600)
-    delay = base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
-    return max(delay, retry_after or 0)
+
+def _retry_delay(connection: Connection, error: TokenEndpointError, now: datetime) -> float:
+    """Seconds until the next attempt: inside the provider's window while the
+    token is valid, never past the provider's error budget (RefreshPolicy)."""
+    if error.kind == TOO_EARLY:
+        # Our clock ran ahead of the provider's: try again just inside its window.
+        return max(error.retry_after or 0, 5 * connection.refresh_failures)
+    policy, lifetime = _policy(connection), connection.access_token_lifetime or 0
+    errors = [*_recent_errors(connection, now), now]
+    base = policy.retry_delay(
+        now=now,
+        expires_at=connection.access_token_expires_at,
+        errors=errors,
+        backoff=_backoff(connection.refresh_failures),
+    )
+    if policy.daily_budget_tight(now, connection.token_calls_today, lifetime):
+        base = max(base, policy.refresh_every(lifetime))  # the day's budget: no faster than scheduled
+    # Jitter only upwards: never earlier than the budget allows.
+    return max(base * random.uniform(1.0, 1.2), error.retry_after or 0)  # noqa: S311 (jitter, not security)
 
 
 def _fail(connection: Connection, error: TokenEndpointError) -> RefreshResult:
     now = timezone.now()
     connection.refresh_failures += 1
-    if error.kind == TOO_EARLY:
-        # Our clock ran ahead of the provider's: try again just inside its window.
-        delay = max(error.retry_after or 0, 5 * connection.refresh_failures)
-    else:
-        delay = _backoff(connection.refresh_failures, error.retry_after)
+    delay = _retry_delay(connection, error, now)
     connection.refresh_due_at = now + timedelta(seconds=delay)
     connection.status = Status.REFRESH_FAILING
     connection.last_error = error.message

@@ -18,6 +18,15 @@ class ConnectionSerializer(serializers.ModelSerializer):
     provider = serializers.CharField(source="oauth_client.provider", read_only=True)
     owner = serializers.EmailField(source="owner.email", read_only=True, default=None)
     account = AccountSerializer(source="*", read_only=True)
+    token_calls_today = serializers.IntegerField(
+        read_only=True, help_text="Token-endpoint requests this UTC day (refreshes and failures)."
+    )
+    daily_token_budget = serializers.IntegerField(
+        source="oauth_client.provider_spec.refresh_policy.daily_token_budget",
+        read_only=True,
+        allow_null=True,
+        help_text="Token-endpoint requests the provider allows per day (null: no known limit).",
+    )
 
     class Meta:
         model = Connection
@@ -37,6 +46,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "refresh_due_at",
             "last_refreshed_at",
             "refresh_failures",
+            "token_calls_today",
+            "daily_token_budget",
             "last_error",
             "last_error_at",
             "connected_at",

@@ -6,8 +6,9 @@ when a token's refresh is due, whether refresh tokens rotate, and how to
 read the connected account's identity.
 """
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,18 +32,33 @@ class Identity:
 
 @dataclass(frozen=True)
 class RefreshPolicy:
-    """When to refresh an access token.
+    """When to refresh an access token, and how to retry when the provider stumbles.
 
-    ``window_seconds`` set: the provider only accepts a refresh inside the last
-    N seconds before expiry (Exact Online: 30); we aim ``aim_after_open``
-    seconds after the window opens. Otherwise refresh a margin before expiry:
-    ``margin_fraction`` of the lifetime, at least ``min_margin_seconds``.
+    Timing: ``window_seconds`` set: the provider only accepts a refresh inside
+    the last N seconds before expiry (Exact Online: 30); we aim
+    ``aim_after_open`` seconds after the window opens. Otherwise refresh a
+    margin before expiry: ``margin_fraction`` of the lifetime, at least
+    ``min_margin_seconds``.
+
+    Retries (docs/refresh-engine.md, "Failures"): a transient failure while
+    the access token is still valid is retried before it expires, at least
+    ``retry_seconds`` apart, spreading what is left of the error budget over
+    the time left; after expiry, exponential backoff. Never more than
+    ``error_budget`` failed token requests per connection in any
+    ``error_budget_seconds`` (Exact Online: 10 an hour, then it blocks the
+    app). ``daily_token_budget``: token requests per connection and UTC day
+    the provider allows (Exact Online: 200); retries and manual refreshes
+    never eat into what the day's scheduled refreshes still need.
     """
 
     window_seconds: int | None = None
     aim_after_open: int = 5
     margin_fraction: float = 0.10
     min_margin_seconds: int = 60
+    retry_seconds: float = 3.0
+    error_budget: int = 10
+    error_budget_seconds: int = 3600
+    daily_token_budget: int | None = None
 
     def due_at(self, expires_at: datetime, lifetime_seconds: float) -> datetime:
         if self.window_seconds is not None:
@@ -56,6 +72,53 @@ class RefreshPolicy:
         if self.window_seconds is None:
             return None
         return expires_at - timedelta(seconds=self.window_seconds)
+
+    def error_budget_frees_at(self, errors: list[datetime]) -> datetime | None:
+        """``errors``: failed token requests in the last ``error_budget_seconds``.
+        None while another may fail; else when the oldest that counts ages out."""
+        if len(errors) < self.error_budget:
+            return None
+        oldest_counting = sorted(errors)[len(errors) - self.error_budget]
+        return oldest_counting + timedelta(seconds=self.error_budget_seconds)
+
+    def retry_delay(
+        self, *, now: datetime, expires_at: datetime | None, errors: list[datetime], backoff: float
+    ) -> float:
+        """Seconds until the next attempt after a transient failure (before jitter).
+
+        ``errors`` includes the failure just seen; ``backoff`` is the engine's
+        exponential backoff for this many failures in a row.
+        """
+        if frees_at := self.error_budget_frees_at(errors):
+            return max((frees_at - now).total_seconds(), backoff)
+        if expires_at is not None and now < expires_at:
+            left = self.error_budget - len(errors)
+            return max(self.retry_seconds, (expires_at - now).total_seconds() / (left + 1))
+        return backoff
+
+    def refresh_every(self, lifetime_seconds: float) -> float:
+        """Seconds between scheduled refreshes of a token that lives ``lifetime_seconds``."""
+        issued = datetime.min.replace(tzinfo=UTC)
+        due = self.due_at(issued + timedelta(seconds=lifetime_seconds), lifetime_seconds)
+        return max((due - issued).total_seconds(), 1.0)
+
+    def scheduled_refreshes_left_today(self, now: datetime, lifetime_seconds: float) -> int:
+        """How many refreshes the rest of this UTC day needs to keep a token fresh."""
+        if not self.daily_token_budget or lifetime_seconds <= 0:
+            return 0
+        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return math.ceil((midnight - now).total_seconds() / self.refresh_every(lifetime_seconds))
+
+    def daily_budget_tight(self, now: datetime, calls_today: int, lifetime_seconds: float) -> bool:
+        """True when the day's remaining scheduled refreshes need every token request the budget has left.
+
+        Never for tokens so short-lived that their scheduled refreshes alone
+        exceed the budget (the budget cannot hold them anyway; test lifetimes).
+        """
+        if not self.daily_token_budget:
+            return False
+        needed = self.scheduled_refreshes_left_today(now, lifetime_seconds)
+        return needed < self.daily_token_budget <= calls_today + needed
 
 
 @dataclass(frozen=True)

@@ -148,9 +148,11 @@ def test_a_due_refresh_rotates_the_tokens_inside_the_providers_window(due, exact
 # --- Transient failures: retry with backoff, keep serving the valid token -------------------------
 
 
-def test_a_provider_500_marks_the_connection_failing_and_retries_with_growing_backoff(due, exact40, settings):
+def test_a_provider_500_marks_the_connection_failing_and_retries_inside_the_window_then_backs_off(
+    due, exact40, settings
+):
     settings.REFRESH_RETRY_BASE_SECONDS = 10
-    exact40.fail_next(2, status=500)
+    exact40.fail_next(3, status=500)
 
     assert sweep_and_run() == ["failed"]
     due = reload(due)
@@ -158,14 +160,23 @@ def test_a_provider_500_marks_the_connection_failing_and_retries_with_growing_ba
     assert due.refresh_failures == 1
     assert "HTTP 500" in due.last_error
     first_delay = (due.refresh_due_at - due.last_error_at).total_seconds()
-    assert 8 <= first_delay <= 12  # 10 s ± 20 % jitter
+    assert 3 <= first_delay <= 3.6  # inside Exact's window: seconds apart, jitter upwards
+    assert due.access_token_expires_at > due.refresh_due_at  # retried before the token expires
     assert due.access_token_expires_at > timezone.now()  # the token still works meanwhile
+
+    Connection.objects.filter(pk=due.pk).update(
+        refresh_due_at=timezone.now(), access_token_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert sweep_and_run() == ["failed"]
+    due = reload(due)
+    assert due.refresh_failures == 2
+    assert 20 <= (due.refresh_due_at - due.last_error_at).total_seconds() <= 24  # expired: 10 s doubled
 
     Connection.objects.filter(pk=due.pk).update(refresh_due_at=timezone.now())
     assert sweep_and_run() == ["failed"]
     due = reload(due)
-    assert due.refresh_failures == 2
-    assert 16 <= (due.refresh_due_at - due.last_error_at).total_seconds() <= 24  # doubled
+    assert due.refresh_failures == 3
+    assert 40 <= (due.refresh_due_at - due.last_error_at).total_seconds() <= 48  # and doubled again
 
     Connection.objects.filter(pk=due.pk).update(refresh_due_at=timezone.now())
     assert sweep_and_run() == ["refreshed"]
@@ -173,7 +184,8 @@ def test_a_provider_500_marks_the_connection_failing_and_retries_with_growing_ba
     assert due.status == Status.ACTIVE
     assert (due.refresh_failures, due.last_error) == (0, "")
     assert due.events.filter(kind=EventKind.RECOVERED).count() == 1
-    assert exact40.outcomes == {"injected": 2, "ok": 1}
+    assert due.events.filter(kind=EventKind.REFRESH_FAILED).count() == 3  # the failure history stays
+    assert exact40.outcomes == {"injected": 3, "ok": 1}
 
 
 def test_while_retrying_the_token_api_serves_the_still_valid_token(due, exact40, settings, team):

@@ -91,13 +91,14 @@ def test_a_due_token_whose_refresh_fails_is_still_served_while_valid(due, tokens
     assert due.status == Status.REFRESH_FAILING
 
 
-def test_an_expired_token_during_backoff_is_a_503_with_retry_after(due, tokens, exact40):
+def test_an_expired_token_whose_retry_failed_moments_ago_is_a_503_with_retry_after(due, tokens, exact40):
     now = timezone.now()
     Connection.objects.filter(pk=due.pk).update(
         status=Status.REFRESH_FAILING,
         access_token_expires_at=now - timedelta(seconds=1),
         refresh_due_at=now + timedelta(seconds=30),
         last_error="The provider answered HTTP 500 (server_error).",
+        last_error_at=now,
     )
 
     response = tokens.get(token_url(due))
@@ -106,7 +107,7 @@ def test_an_expired_token_during_backoff_is_a_503_with_retry_after(due, tokens, 
     assert error(response)["code"] == "refresh_failing"
     assert "HTTP 500" in error(response)["message"]
     assert 25 <= int(response["Retry-After"]) <= 30
-    assert exact40.count() == 0  # the backoff holds
+    assert exact40.count() == 0  # no second attempt seconds after a failure
 
 
 # --- Connections that cannot give a token: 409 with the reason ------------------------------
