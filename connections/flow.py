@@ -18,6 +18,7 @@ from workspaces.audit import SYSTEM, Actor, audit_record
 from workspaces.keys import sha256_hex
 
 from .events import connection_event
+from .grants import grant_take_over
 from .models import AuthorizationState, Connection, ConnectLink, EventKind, Status
 from .notifications import notify_recovered
 from .oauth import (
@@ -28,6 +29,7 @@ from .oauth import (
     fetch_identity,
     new_pkce_verifier,
 )
+from .services import connection_delete
 from .tokens import apply_tokens
 
 STATE_LIFETIME = timedelta(minutes=10)
@@ -54,6 +56,9 @@ class FlowError(Exception):
 class FlowResult:
     connection: Connection
     reconnected: bool
+    # The pending connection the flow was started from, when the account was
+    # already connected in this workspace and that connection took the tokens.
+    replaced_duplicate: str = ""
 
 
 def _browser_binding(session) -> str:
@@ -160,6 +165,8 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
     connection = (
         Connection.objects.select_for_update().select_related("oauth_client", "workspace").get(pk=connection.pk)
     )
+    takeover = grant_take_over(connection, identity)
+    connection = takeover.connection
     reconnected = connection.connected_at is not None
     was_broken = connection.status == Status.NEEDS_REAUTH
     apply_tokens(connection, tokens, issued_at=issued_at)
@@ -199,6 +206,9 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
         connection_event(connection, EventKind.RECOVERED, "Re-authorized after the provider refused the refresh.")
         audit_record(workspace=connection.workspace, actor=actor, action="connection.recovered", target=connection)
         notify_recovered(connection)
+    if takeover.duplicate is not None:
+        connection_delete(workspace=connection.workspace, connection=takeover.duplicate, actor=actor)
+        return FlowResult(connection=connection, reconnected=True, replaced_duplicate=takeover.duplicate.name)
     return FlowResult(connection=connection, reconnected=reconnected)
 
 

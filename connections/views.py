@@ -147,6 +147,13 @@ def oauth_callback(request):
     account = connection.account_name or connection.account_email
     verb = "reconnected" if result.reconnected else "connected"
     message = f"“{connection.name}” is {verb}{f' as {account}' if account else ''} and ready to use."
+    if result.replaced_duplicate:
+        provider = connection.oauth_client.provider_spec.name
+        message = (
+            f"{provider} keeps one authorization per app and account, and {account or 'this account'} was already "
+            f"connected here as “{connection.name}”: that connection is reconnected with the new authorization, "
+            f"and the new connection “{result.replaced_duplicate}” was removed."
+        )
     return _result(request, connection, ok=True, message=message)
 
 

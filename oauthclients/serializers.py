@@ -97,6 +97,9 @@ class ProviderSerializer(serializers.Serializer):
     access_token_expires_in = serializers.IntegerField()
     refresh_token_expires_in = serializers.IntegerField()
     rotates_refresh_token = serializers.BooleanField()
+    single_grant_per_account = serializers.BooleanField(
+        help_text="The provider keeps one authorization per app and account: a new one ends the older."
+    )
     refresh_window_seconds = serializers.IntegerField(allow_null=True)
     docs_url = serializers.CharField()
     sites = serializers.DictField()

@@ -135,6 +135,9 @@ class Provider:
     access_token_expires_in_ms: int = 3_600_000
     refresh_token_expires_in_ms: int = 0
     rotates_refresh_token: bool = False
+    # The provider keeps one refresh-token chain per (app, account): a new
+    # authorization ends the older one (connections/grants.py).
+    single_grant_per_account: bool = False
     refresh_policy: RefreshPolicy = field(default_factory=RefreshPolicy)
     docs_url: str = ""
     extra_authorize_params: dict[str, str] = field(default_factory=dict)
@@ -170,6 +173,7 @@ class Provider:
             "access_token_expires_in": self.access_token_expires_in_ms,
             "refresh_token_expires_in": self.refresh_token_expires_in_ms,
             "rotates_refresh_token": self.rotates_refresh_token,
+            "single_grant_per_account": self.single_grant_per_account,
             "refresh_window_seconds": self.refresh_policy.window_seconds,
             "docs_url": self.docs_url,
             "sites": {},

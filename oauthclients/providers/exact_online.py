@@ -71,6 +71,7 @@ PROVIDER = ExactOnline(
     access_token_expires_in_ms=599_999,
     refresh_token_expires_in_ms=30 * 24 * 3600 * 1000,
     rotates_refresh_token=True,
+    single_grant_per_account=True,
     # Exact: refresh only in the last 30 s, at most 10 errors an hour per
     # endpoint and 200 token requests a day per user (docs/exact-online.md).
     refresh_policy=RefreshPolicy(window_seconds=30, aim_after_open=5, error_budget=10, daily_token_budget=200),

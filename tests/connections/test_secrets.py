@@ -43,7 +43,9 @@ def connect_everything(request, people, team, provider, api, key):
     link = api.as_key(key).post(api_url(theirs, "authorize"))
     end_user = Client()
     authorize = end_user.get(path_and_query(link.json()["connect_url"]))["Location"]
-    responses += [link, finish_flow(end_user, consent(authorize))]
+    # Another person at the provider: Exact keeps one authorization per app and account.
+    second = exact_consent(authorize, username="piet@example.nl") if provider == "exact" else consent(authorize)
+    responses += [link, finish_flow(end_user, second)]
 
     tokens = []
     for connection in Connection.objects.all():
