@@ -1,5 +1,13 @@
-"""Shared fixtures: Alice administers workspace A, Bob is a member of A, and
-Charlie administers workspace B (and has no access to A)."""
+"""Fixtures for every test.
+
+Here: ``team`` (Alice administers workspace A, Bob is a member of A, and
+Charlie administers workspace B, with no access to A), ``dora`` (a second
+admin of A), ``api`` and ``key_factory``. The rest live in the plugin modules
+of ``tests/fixtures/`` registered below, each with its constants and
+factories for tests to import; a folder's own ``conftest.py`` holds only what
+applies to that folder alone (the browser in ``tests/e2e/``, a fresh cache in
+``tests/workspaces/``). Shared assertions are in ``tests/helpers.py``.
+"""
 
 from types import SimpleNamespace
 
@@ -8,6 +16,15 @@ from rest_framework.test import APIClient
 
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, make_api_key
 from workspaces.models import Role
+
+pytest_plugins = [
+    "tests.fixtures.peers",  # exact, dot_server, dot, redirect_uri
+    "tests.fixtures.connections",  # exact_client, dot_client, exact_connection, people
+    "tests.fixtures.oauthclients",  # acme_client, globex_client, dns, strict_urls
+    "tests.fixtures.workspaces",  # ids
+    "tests.fixtures.services",  # the postgres and worker markers: skip locally, fail in CI
+    "tests.fixtures.workers",  # celery
+]
 
 
 @pytest.fixture
@@ -21,6 +38,14 @@ def team(db):
     MembershipFactory(workspace=ws_a, user=bob, role=Role.MEMBER)
     MembershipFactory(workspace=ws_b, user=charlie, role=Role.ADMIN)
     return SimpleNamespace(a=ws_a, b=ws_b, alice=alice, bob=bob, charlie=charlie)
+
+
+@pytest.fixture
+def dora(team):
+    """A second admin of Acme: needs-reauth mail goes to every admin."""
+    user = UserFactory(email="dora@example.com")
+    MembershipFactory(workspace=team.a, user=user, role=Role.ADMIN)
+    return user
 
 
 @pytest.fixture

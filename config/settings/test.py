@@ -15,5 +15,5 @@ CELERY_TASK_ALWAYS_EAGER = False
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 # In-process tests run inside a transaction that other threads cannot see;
-# threaded batches run in tests/engine (real workers, committed data).
+# threaded batches run in tests/refresh/test_locks.py and test_worker.py (committed data).
 REFRESH_THREADS = 1

@@ -2,7 +2,7 @@
 
 Tokenkeeper is driven with Django's test ``Client``; the provider side (the
 consent page) with ``requests``, as a person's browser would. Shared by the
-flow tests here and the browser tests in ``tests/e2e/test_connections.py``.
+flow tests here and ``tests/refresh/test_lifetimes.py``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ import requests
 from django.db import connection as db_connection
 
 from tests.peers.dot import DjangoOAuthToolkitServer
-
-EXACT_CLIENT_ID = "5f0c2a1e-exact-tokenkeeper"
-EXACT_CLIENT_SECRET = "exact-client-secret-Rb7tQ2"
-DOT_SECRET_MARKER = "dot-client-secret-Wp3sK8"
 
 
 def query_of(url: str) -> dict[str, str]:

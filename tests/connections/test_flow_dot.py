@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from connections.models import AuthorizationState, Connection, Status
 from connections.services import connection_create
-from tests.connections.conftest import DOT_ACCESS_LIFETIME, make_dot_client
 from tests.connections.helpers import (
     api_url,
     detail_url,
@@ -23,6 +22,8 @@ from tests.connections.helpers import (
     raw_rows,
     start_flow,
 )
+from tests.fixtures.connections import make_dot_client
+from tests.fixtures.peers import DOT_ACCESS_LIFETIME
 from workspaces.audit import Actor
 
 pytestmark = pytest.mark.django_db

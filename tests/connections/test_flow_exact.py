@@ -16,8 +16,6 @@ from django.utils import timezone
 
 from connections.models import AuthorizationState, Connection, ConnectionEvent, Status
 from tests.connections.helpers import (
-    EXACT_CLIENT_ID,
-    EXACT_CLIENT_SECRET,
     api_url,
     detail_url,
     exact_consent,
@@ -26,6 +24,7 @@ from tests.connections.helpers import (
     raw_tokens,
     start_flow,
 )
+from tests.fixtures.peers import EXACT_CLIENT_ID, EXACT_CLIENT_SECRET
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,9 @@ from connections.models import Connection, EventKind, Status
 from connections.refresh import claim_due
 from connections.services import connection_create
 from connections.tasks import refresh_connections
-from tests.connections.conftest import make_exact_client
 from tests.connections.helpers import api_url, exact_consent, finish_flow, start_flow
-from tests.engine.helpers import token_url, tokens_client
+from tests.fixtures.connections import make_exact_client
+from tests.refresh.helpers import token_url, tokens_client
 from workspaces.audit import Actor
 from workspaces.models import AuditEvent
 

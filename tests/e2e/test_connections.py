@@ -16,14 +16,17 @@ from connections.models import Connection
 from oauthclients.services import oauth_client_create
 from tests.e2e.helpers import login, open_user_menu, url
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory, make_api_key
-from tests.peers.dot import DjangoOAuthToolkitServer
-from tests.peers.exact_online import ExactOnlineEmulator
+from tests.fixtures.peers import EXACT_CLIENT_ID as EXACT_ID
+from tests.fixtures.peers import EXACT_CLIENT_SECRET as EXACT_SECRET
 from workspaces.audit import Actor
 from workspaces.models import Role
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.dot_server(access_token_lifetime=3600),  # the lifetime the tests type in
+]
 
-EXACT_ID, EXACT_SECRET = "e2e-exact-client", "e2e-exact-secret-Gh5"
 SCREENSHOTS = str(Path(tempfile.gettempdir()) / "conn-{}.png")  # /tmp/conn-*.png
 
 
@@ -33,33 +36,6 @@ def alice(db):
     user = UserFactory(email="alice@example.com")
     MembershipFactory(workspace=workspace, user=user, role=Role.ADMIN)
     return user
-
-
-@pytest.fixture
-def callback_url(live_server):
-    return f"{live_server.url}/oauth2/callback"
-
-
-@pytest.fixture
-def exact(callback_url):
-    with ExactOnlineEmulator() as emulator:
-        emulator.add_client(EXACT_ID, EXACT_SECRET, name="Tokenkeeper", redirect_uris=[callback_url])
-        emulator.add_user(
-            "jan@example.nl", full_name="Jan de Vries", divisions=[123456, 654321], customer_name="Jansen Bakkerij B.V."
-        )
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def dot_server():
-    with DjangoOAuthToolkitServer() as server:
-        yield server
-
-
-@pytest.fixture
-def dot(dot_server, callback_url):
-    dot_server.setup_app(callback_url)
-    return dot_server
 
 
 # --- Steps -------------------------------------------------------------------------------

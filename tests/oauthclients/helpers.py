@@ -1,4 +1,4 @@
-"""Assertions and request data shared by the OAuth client tests."""
+"""Request data and stored state shared by the OAuth client tests (``assert_error`` is in ``tests/helpers.py``)."""
 
 from connections.models import Connection
 from oauthclients.models import OAuthClient
@@ -38,22 +38,6 @@ def generic_body(**overrides) -> dict:
         "refresh_token_expires_in": 0,
         **overrides,
     }
-
-
-def assert_error(response, status: int, message: str | None = None, field: str | None = None) -> dict:
-    """The response is a ``status`` error in the API's one error shape; returns the error."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert error["code"] and error["message"], error
-    if message is not None:
-        assert message in error["message"] or any(
-            message in m for messages in error.get("fields", {}).values() for m in messages
-        ), error
-    if field is not None:
-        assert field in error.get("fields", {}), error
-    return error
 
 
 def stored() -> list[tuple]:

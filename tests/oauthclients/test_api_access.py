@@ -8,8 +8,9 @@ import pytest
 
 from oauthclients.models import OAuthClient
 from tests.factories import make_api_key
-from tests.oauthclients.conftest import ACME_SECRET, NEW_SECRET
-from tests.oauthclients.helpers import assert_error, exact_body, stored
+from tests.fixtures.oauthclients import ACME_SECRET, NEW_SECRET
+from tests.helpers import assert_error
+from tests.oauthclients.helpers import exact_body, stored
 from workspaces.audit import SYSTEM
 from workspaces.models import ApiKey
 from workspaces.services import api_key_revoke

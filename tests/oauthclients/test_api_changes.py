@@ -5,8 +5,9 @@ import pytest
 from connections.models import Connection
 from oauthclients.models import OAuthClient
 from tests.factories import make_api_key
-from tests.oauthclients.conftest import ACME_SECRET, ACME_WEBHOOK, NEW_SECRET
-from tests.oauthclients.helpers import assert_error, audit_events, client_url, clients_url, exact_body, stored
+from tests.fixtures.oauthclients import ACME_SECRET, ACME_WEBHOOK, NEW_SECRET
+from tests.helpers import assert_error
+from tests.oauthclients.helpers import audit_events, client_url, clients_url, exact_body, stored
 
 
 def connect(client, name="Acme BV administration", status="active"):

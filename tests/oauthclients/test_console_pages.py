@@ -4,7 +4,7 @@ import pytest
 
 from connections.models import Connection
 from oauthclients.models import OAuthClient
-from tests.oauthclients.conftest import ACME_SECRET, ACME_WEBHOOK, NEW_SECRET
+from tests.fixtures.oauthclients import ACME_SECRET, ACME_WEBHOOK, NEW_SECRET
 from tests.oauthclients.helpers import audit_events, stored
 
 PAGES = ["", "new/", "{id}/", "{id}/edit/", "{id}/secret/", "{id}/delete/"]

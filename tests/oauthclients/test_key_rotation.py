@@ -12,7 +12,7 @@ from common.crypto import DecryptionError
 from connections.models import Connection
 from oauthclients.models import OAuthClient
 from oauthclients.services import oauth_client_create
-from tests.oauthclients.conftest import ACME_SECRET, ACME_WEBHOOK, GLOBEX_SECRET
+from tests.fixtures.oauthclients import ACME_SECRET, ACME_WEBHOOK, GLOBEX_SECRET
 from workspaces.audit import Actor
 
 NEW_KEY = Fernet.generate_key().decode()

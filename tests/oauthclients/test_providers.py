@@ -3,7 +3,8 @@
 import pytest
 
 from oauthclients.models import OAuthClient
-from tests.oauthclients.helpers import assert_error, clients_url, exact_body, generic_body
+from tests.helpers import assert_error
+from tests.oauthclients.helpers import clients_url, exact_body, generic_body
 
 EXACT_SITES = {"nl", "be", "de", "co.uk", "com", "es", "fr"}
 

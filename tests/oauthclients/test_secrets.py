@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from connections.models import Connection
 from oauthclients.models import OAuthClient
 from tests.factories import UserFactory, make_api_key
-from tests.oauthclients.conftest import ACME_SECRET, ACME_WEBHOOK, GLOBEX_SECRET, NEW_SECRET
+from tests.fixtures.oauthclients import ACME_SECRET, ACME_WEBHOOK, GLOBEX_SECRET, NEW_SECRET
 from tests.oauthclients.helpers import client_url, clients_url, exact_body
 
 SECRETS = (ACME_SECRET, ACME_WEBHOOK, GLOBEX_SECRET, NEW_SECRET, "typed-in-secret-Qp7dE2")

@@ -8,7 +8,8 @@ hosts. The test settings allow http and loopback (test peers); the
 import pytest
 
 from oauthclients.models import OAuthClient
-from tests.oauthclients.helpers import assert_error, client_url, clients_url, exact_body, generic_body, stored
+from tests.helpers import assert_error
+from tests.oauthclients.helpers import client_url, clients_url, exact_body, generic_body, stored
 
 PRIVATE = "a private, loopback or link-local address; use a public host."
 

@@ -16,12 +16,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from .dot import DjangoOAuthToolkitServer
 from .exact_online import ExactOnlineEmulator
 
 CLIENT_ID = "3b7f1c7e-0000-4000-8000-000000000001"
 CLIENT_SECRET = "s3cr3t!"
 REDIRECT_URI = "https://tokenkeeper.test/oauth/callback/exact"
+DOT_REDIRECT = "http://127.0.0.1:9/oauth/callback/dot"
+
+# The emulator bare but for this client; a DOT server with 300 s tokens and an app for DOT_REDIRECT.
+pytestmark = [
+    pytest.mark.exact_online(app=False, clients={CLIENT_ID: CLIENT_SECRET}),
+    pytest.mark.dot_server(redirect_uri=DOT_REDIRECT, access_token_lifetime=300),
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -85,12 +91,6 @@ def query_of(location: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- Exact Online emulator
-
-
-@pytest.fixture
-def exact():
-    with ExactOnlineEmulator(clients={CLIENT_ID: CLIENT_SECRET}) as emulator:
-        yield emulator
 
 
 def _exchange(exact, code, redirect_uri=REDIRECT_URI, **extra):
@@ -382,14 +382,6 @@ def test_exact_scales_to_thousands_of_connections():
 
 
 # --------------------------------------------------------------------------- django-oauth-toolkit peer
-
-DOT_REDIRECT = "http://127.0.0.1:9/oauth/callback/dot"
-
-
-@pytest.fixture(scope="module")
-def dot():
-    with DjangoOAuthToolkitServer(redirect_uri=DOT_REDIRECT, access_token_lifetime=300) as server:
-        yield server
 
 
 def _dot_login(dot) -> requests.Session:

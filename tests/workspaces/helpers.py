@@ -1,4 +1,4 @@
-"""Assertions and small helpers shared by the workspace tests."""
+"""Small helpers shared by the workspace tests (``assert_error`` is in ``tests/helpers.py``)."""
 
 from datetime import timedelta
 
@@ -6,22 +6,6 @@ from django.utils import timezone
 
 from accounts.models import User
 from workspaces.models import ApiKey, AuditEvent, Invitation, Membership, Workspace
-
-
-def assert_error(response, status: int, message: str | None = None, code: str | None = None) -> dict:
-    """The response is a ``status`` error in the one API error shape; returns the error."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
-    assert set(error) <= {"code", "message", "fields"}, error
-    if message is not None:
-        assert message in error["message"], error
-    if code is not None:
-        assert error["code"] == code, error
-    return error
 
 
 def state() -> dict:

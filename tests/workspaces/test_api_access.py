@@ -12,7 +12,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import make_api_key
-from tests.workspaces.helpers import assert_error, state
+from tests.helpers import assert_error
+from tests.workspaces.helpers import state
 from workspaces.models import Role, Scope, Workspace
 
 pytestmark = pytest.mark.django_db

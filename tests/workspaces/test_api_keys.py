@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 
 from tests.factories import make_api_key
-from tests.workspaces.helpers import assert_error, key_row
+from tests.helpers import assert_error
+from tests.workspaces.helpers import key_row
 from workspaces.models import ApiKey, AuditEvent
 
 pytestmark = pytest.mark.django_db

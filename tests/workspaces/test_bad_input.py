@@ -3,7 +3,8 @@
 import pytest
 from django.core import mail
 
-from tests.workspaces.helpers import assert_error, state
+from tests.helpers import assert_error
+from tests.workspaces.helpers import state
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,8 @@
 import pytest
 from django.contrib.messages import get_messages
 
-from tests.workspaces.helpers import assert_error, state
+from tests.helpers import assert_error
+from tests.workspaces.helpers import state
 from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db

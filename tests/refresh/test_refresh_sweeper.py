@@ -1,6 +1,6 @@
 """The sweeper's claims (leases) and the refresh task's checks, in-process.
 
-The same logic runs under PostgreSQL row locks in ``tests/engine/``; here it
+The same logic runs under PostgreSQL row locks in ``test_locks.py``; here it
 is the bookkeeping: who may claim what, and when a task must do nothing.
 """
 
@@ -19,13 +19,15 @@ from connections.oauth import CONNECT_TIMEOUT, READ_TIMEOUT
 from connections.refresh import batch_seconds as refresh_batch_seconds
 from connections.refresh import claim_due, split_claim
 from connections.tasks import refresh_connections, refresh_sweep
-from tests.engine.helpers import connect, refreshes
+from tests.refresh.helpers import compressed_exact, connect, refreshes
+
+pytestmark = compressed_exact
 
 
 @pytest.fixture
-def make(team, client40, exact40):
+def make(team, exact_client, exact):
     def make(name: str, remaining: float = 20, **fields) -> Connection:
-        connection = connect(client40, exact40, name=name, owner=team.alice, remaining=remaining)
+        connection = connect(exact_client, exact, name=name, owner=team.alice, remaining=remaining)
         if fields:
             Connection.objects.filter(pk=connection.pk).update(**fields)
             connection.refresh_from_db()
@@ -77,49 +79,49 @@ def test_a_lease_that_ran_out_is_claimed_again_and_marked_interrupted(make):
     assert interrupted == stale.lease_expires_at
 
 
-def test_a_task_whose_lease_was_taken_over_does_nothing(make, exact40):
+def test_a_task_whose_lease_was_taken_over_does_nothing(make, exact):
     connection = make("Taken over")
     _, first = claim_due()
     Connection.objects.filter(pk=connection.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     _, second = claim_due()
 
     assert run_claimed(connection.pk, first) == "skipped"
-    assert refreshes(exact40) == 0
+    assert refreshes(exact) == 0
     assert leases(connection)[0][0] == second  # the new claim is left alone
 
     assert run_claimed(connection.pk, second) == "refreshed"
     assert leases(connection) == [(None, None, None)]  # released; the interruption is history
 
 
-def test_a_redelivered_task_is_harmless(make, exact40):
+def test_a_redelivered_task_is_harmless(make, exact):
     connection = make("Twice")
     _, lease = claim_due()
 
     results = [run_claimed(connection.pk, lease) for _ in range(3)]
 
     assert results == ["refreshed", "skipped", "skipped"]
-    assert refreshes(exact40) == 1
+    assert refreshes(exact) == 1
 
 
-def test_a_queued_task_does_nothing_after_the_token_api_refreshed_on_demand(make, exact40):
+def test_a_queued_task_does_nothing_after_the_token_api_refreshed_on_demand(make, exact):
     connection = make("Raced")
     _, lease = claim_due()
 
     connection_access_token(connection=connection)
     assert run_claimed(connection.pk, lease) == "skipped"
 
-    assert refreshes(exact40) == 1
+    assert refreshes(exact) == 1
     assert leases(connection)[0][0] is None
 
 
-def test_a_task_for_a_connection_no_longer_due_releases_its_lease(make, exact40):
+def test_a_task_for_a_connection_no_longer_due_releases_its_lease(make, exact):
     connection = make("Moved on")
     _, lease = claim_due()
     Connection.objects.filter(pk=connection.pk).update(refresh_due_at=timezone.now() + timedelta(seconds=10))
 
     assert run_claimed(connection.pk, lease) == "skipped"
     assert leases(connection)[0][0] is None
-    assert refreshes(exact40) == 0
+    assert refreshes(exact) == 0
 
 
 def test_the_sweep_task_queues_one_task_per_claim_when_few_are_due(make, monkeypatch, settings):
@@ -169,7 +171,7 @@ def test_claims_spread_over_the_workers_in_batches_of_at_most_the_maximum(due, f
     assert [i for b in batches for i in b] == list(range(due))
 
 
-def test_a_batch_refreshes_each_claimed_connection_under_its_own_lock(make, exact40):
+def test_a_batch_refreshes_each_claimed_connection_under_its_own_lock(make, exact):
     connections = [make(f"Batch {i}") for i in range(3)]
     taken = make("Taken over")
     ids, lease = claim_due()
@@ -178,12 +180,12 @@ def test_a_batch_refreshes_each_claimed_connection_under_its_own_lock(make, exac
     counts = refresh_connections([str(i) for i in ids], str(lease))
 
     assert counts == {"refreshed": 3, "skipped": 1}
-    assert refreshes(exact40) == 3
+    assert refreshes(exact) == 3
     assert leases(*connections) == [(None, None, None)] * 3
     assert all(c.events.filter(kind=EventKind.REFRESHED).count() == 1 for c in connections)
 
 
-def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, exact40, settings):
+def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, exact, settings):
     settings.REFRESH_BATCH_SECONDS = 0  # the deadline has passed once the first refresh is done
     for i in range(3):
         make(f"Slow batch {i}", remaining=20 - i)
@@ -192,7 +194,7 @@ def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, ex
     counts = refresh_connections([str(i) for i in ids], str(lease))
 
     assert counts == {"refreshed": 1, "released": 2}
-    assert refreshes(exact40) == 1
+    assert refreshes(exact) == 1
     first, *rest = (Connection.objects.get(pk=i) for i in ids)
     assert first.events.filter(kind=EventKind.REFRESHED).exists()
     assert leases(*rest) == [(None, None, None)] * 2  # released, not marked interrupted
@@ -200,7 +202,7 @@ def test_a_batch_past_its_deadline_releases_the_rest_for_the_next_sweep(make, ex
     assert sorted(again) == sorted(c.pk for c in rest)
 
 
-def test_an_unexpected_error_on_one_connection_does_not_stop_the_rest_of_its_batch(make, exact40, monkeypatch):
+def test_an_unexpected_error_on_one_connection_does_not_stop_the_rest_of_its_batch(make, exact, monkeypatch):
     connections = [make(f"Batch {i}", remaining=20 - i) for i in range(3)]
     ids, lease = claim_due()
     original = refresh.refresh_claimed
@@ -213,12 +215,12 @@ def test_an_unexpected_error_on_one_connection_does_not_stop_the_rest_of_its_bat
     monkeypatch.setattr(refresh, "refresh_claimed", broken_for_the_first)
 
     assert refresh_connections([str(i) for i in ids], str(lease)) == {"error": 1, "refreshed": 2}
-    assert refreshes(exact40) == 2
+    assert refreshes(exact) == 2
     failed = next(c for c in connections if c.pk == ids[0])
     assert leases(failed)[0][0] == lease  # kept: the claim runs out and a later sweep tries again
 
 
-def test_a_batch_out_of_time_stops_instead_of_carrying_on(make, exact40, monkeypatch):
+def test_a_batch_out_of_time_stops_instead_of_carrying_on(make, exact, monkeypatch):
     for i in range(2):
         make(f"Batch {i}")
     ids, lease = claim_due()

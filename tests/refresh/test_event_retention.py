@@ -9,13 +9,15 @@ from django.utils import timezone
 from connections import tasks
 from connections.events import connection_event, connection_events_purge
 from connections.models import ConnectionEvent, EventKind
-from tests.engine.helpers import connect
+from tests.refresh.helpers import compressed_exact, connect
+
+pytestmark = compressed_exact
 
 
 @pytest.fixture
-def history(team, client40, exact40):
+def history(team, exact_client, exact):
     """A connection with refreshed events 1, 6, 8, 9 and 10 days old, and older events of other kinds."""
-    connection = connect(client40, exact40, name="History", owner=team.alice, remaining=300)
+    connection = connect(exact_client, exact, name="History", owner=team.alice, remaining=300)
     ConnectionEvent.objects.filter(connection=connection).delete()
     now = timezone.now()
 

@@ -12,10 +12,11 @@ from connections import threads
 from connections.models import Connection
 from connections.refresh import claim_due, refresh_batch
 from connections.tasks import refresh_connections
-from tests.engine import helpers
-from tests.engine.helpers import connect, refreshes, token_url, tokens_client
+from tests.fixtures.connections import make_exact_client
+from tests.refresh import helpers
+from tests.refresh.helpers import compressed_exact, connect, refreshes, token_url, tokens_client
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), compressed_exact]
 
 
 def in_thread(function):
@@ -122,7 +123,7 @@ def test_a_batch_refreshes_side_by_side_on_threads_each_connection_under_its_own
     """A worker process does not sit idle while the provider answers: the batch's
     token requests overlap, each connection still gets exactly one."""
     with helpers.exact_emulator(latency=0.3) as slow:
-        client = helpers.exact_client(team.a, team.alice, slow)
+        client = make_exact_client(team.a, team.alice, slow)
         batch = [connect(client, slow, name=f"Side {i}", owner=team.alice, remaining=20) for i in range(4)]
         ids, lease = claim_due()
 

@@ -14,7 +14,8 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from connections.models import Connection, ConnectionEvent, EventKind, Status
-from tests.engine.helpers import (
+from tests.refresh.helpers import (
+    compressed_exact,
     connect,
     mail_recipients,
     read_mail_files,
@@ -23,10 +24,8 @@ from tests.engine.helpers import (
     tokens_client,
     wait_until,
 )
-from tests.factories import MembershipFactory, UserFactory
-from workspaces.models import Role
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), compressed_exact]
 
 CONNECTIONS = 50
 CYCLES = 5
@@ -55,13 +54,6 @@ def lease_of(connection) -> tuple:
 def requests_for(exact, connection) -> list:
     grant = exact.grant_for(Connection.objects.get(pk=connection.pk).refresh_token)
     return [r for r in exact.token_requests if r.grant_type == "refresh_token" and r.grant_id == grant.id]
-
-
-@pytest.fixture
-def dora(team):
-    user = UserFactory(email="dora@example.com")
-    MembershipFactory(workspace=team.a, user=user, role=Role.ADMIN)
-    return user
 
 
 def test_fifty_connections_stay_fresh_for_five_refresh_cycles(team, exact, exact_client, celery):

@@ -1,9 +1,10 @@
-"""Building blocks for the refresh-engine tests: an Exact Online emulator with
+"""Building blocks for the refresh tests: the Exact Online emulator with
 compressed lifetimes, connections seeded with tokens it issued, the token API,
 and the e-mails a worker subprocess writes to files.
 
-Shared by ``tests/engine/`` (PostgreSQL, real workers) and the in-process
-tests in ``tests/connections/test_refresh*.py`` and ``test_token_api.py``.
+Modules marked ``compressed_exact`` get an ``exact`` emulator with 40 s access
+tokens that may be refreshed only in their last 30 s, so a refresh cycle takes
+seconds; ``exact_emulator()`` makes another one like it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -22,40 +24,20 @@ from connections.models import Connection, Status
 from connections.oauth import TokenSet
 from connections.services import connection_create
 from connections.tokens import apply_tokens
-from oauthclients.services import oauth_client_create
 from tests.factories import make_api_key
+from tests.fixtures.peers import EXACT_CLIENT_ID, exact_online
 from tests.peers.exact_online import ExactOnlineEmulator
 from workspaces.audit import Actor
 
-CLIENT_ID = "engine-exact-client"
-CLIENT_SECRET = "engine-exact-secret-Xq4"
 # Compressed Exact Online: 40 s access tokens, refresh accepted in the last 30 s.
 LIFETIME = 40
 WINDOW = 30
+compressed_exact = pytest.mark.exact_online(access_token_lifetime=LIFETIME, refresh_window=WINDOW)
 
 
 def exact_emulator(**options) -> ExactOnlineEmulator:
-    """An emulator (not started) with Tokenkeeper's app registered and compressed lifetimes."""
-    options = {"access_token_lifetime": LIFETIME, "refresh_window": WINDOW, **options}
-    emulator = ExactOnlineEmulator(**options)
-    emulator.add_client(CLIENT_ID, CLIENT_SECRET, name="Tokenkeeper")
-    return emulator
-
-
-def exact_client(workspace, user, exact: ExactOnlineEmulator, **overrides):
-    fields = {
-        "provider": "exact_online",
-        "site": "nl",
-        "name": "Exact Online NL",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "authorization_url": exact.authorization_url,
-        "token_url": exact.token_url,
-        "access_token_expires_in": 599_999,
-        "refresh_token_expires_in": 30 * 24 * 3600 * 1000,
-        **overrides,
-    }
-    return oauth_client_create(workspace=workspace, actor=Actor(user=user), **fields)
+    """An emulator (not started) with compressed lifetimes and Tokenkeeper's app registered."""
+    return exact_online(access_token_lifetime=LIFETIME, refresh_window=WINDOW, **options)
 
 
 def connect(
@@ -68,7 +50,7 @@ def connect(
     )
     started = timezone.now()
     body = exact.issue_tokens(
-        CLIENT_ID, user or f"{name.lower().replace(' ', '.')}@example.nl", access_expires_in=remaining
+        EXACT_CLIENT_ID, user or f"{name.lower().replace(' ', '.')}@example.nl", access_expires_in=remaining
     )
     tokens = TokenSet(
         access_token=body["access_token"],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_SECRET_KEY = "k3Y-" + "x7Qp9LmZ2vB8nR4tW6yC1dF5gH0jK3sA" * 2
 
 
