@@ -29,8 +29,8 @@ from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
+from audit.services import SYSTEM, Actor, audit_record
 from common.errors import ConflictError
-from workspaces.audit import SYSTEM, Actor, audit_record
 
 from .models import Connection, EventKind, Status
 from .notifications import notify_needs_reauth

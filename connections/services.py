@@ -10,8 +10,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import Actor, audit_record
 from common.errors import ServiceError, clean_name
-from workspaces.audit import Actor, audit_record
 
 from .models import Connection, ConnectionEvent, EventKind, Status
 

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from audit.services import Actor, audit_record
 from common.errors import ServiceError
 from common.netguard import UnsafeURLError, check_url
-from workspaces.audit import Actor, audit_record
 
 from .models import OAuthClient
 from .providers import AUTH_METHODS, PROVIDERS, get_provider

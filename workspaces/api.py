@@ -4,9 +4,11 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditEvent
+from audit.services import Actor
+
 from . import selectors, services
-from .audit import Actor
-from .models import ApiKey, AuditEvent, Invitation, Membership, Role
+from .models import ApiKey, Invitation, Membership, Role
 from .serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,

@@ -1,8 +1,11 @@
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .keys import api_key_matches, parse_api_key_prefix, sha256_hex
-from .models import ApiKey, AuditEvent, Invitation, Membership, Role, Workspace
+from audit.models import AuditEvent
+from common.hashing import sha256_hex
+
+from .keys import api_key_matches, parse_api_key_prefix
+from .models import ApiKey, Invitation, Membership, Role, Workspace
 
 
 def workspaces_for_user(*, user) -> QuerySet[Workspace]:

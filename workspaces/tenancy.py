@@ -10,7 +10,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, permissions
 
-from .audit import Actor
+from audit.services import Actor
+
 from .models import ApiKey, Role, Workspace
 from .selectors import membership_for
 

@@ -7,11 +7,11 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
+from audit.services import Actor
 from common.errors import ServiceError
 from common.forms import add_service_error
 
 from . import selectors, services
-from .audit import Actor
 from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceCreateForm, WorkspaceRenameForm
 from .models import Role
 from .tenancy import WorkspaceViewMixin

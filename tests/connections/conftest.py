@@ -15,11 +15,11 @@ from types import SimpleNamespace
 import pytest
 from django.test import Client
 
+from audit.services import Actor
 from connections.services import connection_create
 from oauthclients.services import oauth_client_create
 from tests.peers.dot import DjangoOAuthToolkitServer
 from tests.peers.exact_online import ExactOnlineEmulator
-from workspaces.audit import Actor
 
 from .helpers import DOT_SECRET_MARKER, EXACT_CLIENT_ID, EXACT_CLIENT_SECRET
 

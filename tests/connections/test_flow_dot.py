@@ -10,6 +10,7 @@ import pytest
 import requests
 from django.utils import timezone
 
+from audit.services import Actor
 from connections.models import AuthorizationState, Connection, Status
 from connections.services import connection_create
 from tests.connections.conftest import DOT_ACCESS_LIFETIME, make_dot_client
@@ -23,7 +24,6 @@ from tests.connections.helpers import (
     raw_rows,
     start_flow,
 )
-from workspaces.audit import Actor
 
 pytestmark = pytest.mark.django_db
 

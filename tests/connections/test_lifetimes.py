@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from audit.services import Actor
 from connections.models import Connection, Status
 from connections.services import connection_create
 from oauthclients.services import oauth_client_create
 from tests.connections.helpers import EXACT_CLIENT_ID, EXACT_CLIENT_SECRET, exact_consent, finish_flow, start_flow
-from workspaces.audit import Actor
 
 pytestmark = pytest.mark.django_db
 

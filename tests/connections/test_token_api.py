@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from audit.services import Actor
 from connections.models import Connection, EventKind, Status
 from connections.services import connection_create, connection_disconnect
 from tests.engine.helpers import (
@@ -15,7 +16,6 @@ from tests.engine.helpers import (
     token_url,
     tokens_client,
 )
-from workspaces.audit import Actor
 
 
 @pytest.fixture

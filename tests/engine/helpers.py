@@ -18,6 +18,7 @@ from pathlib import Path
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from audit.services import Actor
 from connections.models import Connection, Status
 from connections.oauth import TokenSet
 from connections.services import connection_create
@@ -25,7 +26,6 @@ from connections.tokens import apply_tokens
 from oauthclients.services import oauth_client_create
 from tests.factories import make_api_key
 from tests.peers.exact_online import ExactOnlineEmulator
-from workspaces.audit import Actor
 
 CLIENT_ID = "engine-exact-client"
 CLIENT_SECRET = "engine-exact-secret-Xq4"

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from audit.services import Actor
 from oauthclients.services import oauth_client_create
-from workspaces.audit import Actor
 
 ACME_SECRET = "acme-client-secret-Zq8wX3"
 ACME_WEBHOOK = "acme-webhook-secret-Vk5pR1"

@@ -1,8 +1,8 @@
 """Assertions and request data shared by the OAuth client tests."""
 
+from audit.models import AuditEvent
 from connections.models import Connection
 from oauthclients.models import OAuthClient
-from workspaces.models import AuditEvent
 
 
 def clients_url(workspace: str = "acme") -> str:

@@ -5,8 +5,9 @@ from types import SimpleNamespace
 import pytest
 from django.core.cache import cache
 
-from workspaces.audit import Actor
-from workspaces.models import AuditEvent, Membership
+from audit.models import AuditEvent
+from audit.services import Actor
+from workspaces.models import Membership
 from workspaces.services import api_key_create, invitation_create
 
 
