@@ -111,6 +111,17 @@ def connection_disconnect(*, workspace, connection: Connection, actor: Actor, re
 
 
 @transaction.atomic
+def connections_revoke_for_client(*, workspace, oauth_client, actor: Actor, reason: str) -> int:
+    """Disconnect every connection that uses ``oauth_client`` and is not revoked yet; return how many."""
+    live = list(
+        Connection.objects.filter(workspace=workspace, oauth_client=oauth_client).exclude(status=Status.REVOKED)
+    )
+    for connection in live:
+        connection_disconnect(workspace=workspace, connection=connection, actor=actor, reason=reason)
+    return len(live)
+
+
+@transaction.atomic
 def connection_delete(*, workspace, connection: Connection, actor: Actor) -> None:
     connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
     audit_record(
