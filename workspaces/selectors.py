@@ -12,6 +12,10 @@ def workspaces_for_user(*, user) -> QuerySet[Workspace]:
     return Workspace.objects.filter(memberships__user=user).order_by("name")
 
 
+def memberships_for_user(*, user) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("workspace")
+
+
 def membership_for(*, user, workspace_slug: str) -> Membership | None:
     if not user.is_authenticated:
         return None
@@ -28,6 +32,10 @@ def member_get(*, workspace: Workspace, membership_id) -> Membership | None:
 
 def admins_count(*, workspace: Workspace) -> int:
     return Membership.objects.filter(workspace=workspace, role=Role.ADMIN).count()
+
+
+def admin_emails(*, workspace: Workspace) -> list[str]:
+    return list(Membership.objects.filter(workspace=workspace, role=Role.ADMIN).values_list("user__email", flat=True))
 
 
 def invitations_list(*, workspace: Workspace) -> QuerySet[Invitation]:
