@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from workspaces.audit import Actor, audit_record
+from audit.services import Actor, audit_record
 
 from .models import User
 

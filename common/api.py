@@ -69,10 +69,6 @@ def exception_handler(exc, context):
     return response
 
 
-def error_response(code: str, message: str, status_code: int) -> Response:
-    return Response(_error_body(code, message), status=status_code)
-
-
 class OptionalSlashRouter(SimpleRouter):
     """Routes that answer with or without a trailing slash (``…/token`` and ``…/token/``)."""
 

@@ -2,6 +2,7 @@
 
 import logging
 
+from celery import current_app
 from django.db import connection
 from django.http import JsonResponse
 
@@ -23,10 +24,9 @@ def _database_ok() -> bool:
 
 
 def _broker_ok() -> bool:
-    from config.celery_app import app
-
+    # The project's Celery app (config/celery_app.py) is the current one once Django has loaded config.
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
         return True
     except Exception:

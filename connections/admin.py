@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 
+from audit.services import Actor
 from common.admin import ReadOnlyAdmin
 from common.errors import ServiceError
-from workspaces.audit import Actor
 
 from . import services
 from .models import Connection, ConnectionEvent

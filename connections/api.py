@@ -38,7 +38,7 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         return selectors.connections_visible(workspace=self.workspace, membership=self.membership).order_by("name")
 
     @extend_schema(request=ConnectionCreateSerializer, responses={201: ConnectionSerializer})
-    def create(self, request, workspace):
+    def create(self, request):
         data = ConnectionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         client = oauth_client_get(workspace=self.workspace, client_id=data.validated_data["oauth_client"])
@@ -55,7 +55,7 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ConnectionUpdateSerializer, responses=ConnectionSerializer)
-    def partial_update(self, request, workspace, pk):
+    def partial_update(self, request, pk):
         data = ConnectionUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         connection = services.connection_rename(
@@ -63,20 +63,20 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         )
         return Response(ConnectionSerializer(connection).data)
 
-    def destroy(self, request, workspace, pk):
+    def destroy(self, request, pk):
         services.connection_delete(workspace=self.workspace, connection=self.get_object(), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=ConnectUrlSerializer)
     @action(detail=True, methods=["post"], url_path="authorize")
-    def authorize(self, request, workspace, pk):
+    def authorize(self, request, pk):
         """A single-use Tokenkeeper URL that an end user opens in a browser to (re)authorize."""
         link, url = flow.connect_link_create(workspace=self.workspace, connection=self.get_object(), actor=self.actor)
         return Response({"connect_url": url, "expires_at": link.expires_at})
 
     @extend_schema(request=None, responses=ConnectionSerializer)
     @action(detail=True, methods=["post"], url_path="disconnect")
-    def disconnect(self, request, workspace, pk):
+    def disconnect(self, request, pk):
         connection = services.connection_disconnect(
             workspace=self.workspace, connection=self.get_object(), actor=self.actor
         )
@@ -84,14 +84,14 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
 
     @extend_schema(responses=ConnectionEventSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="events")
-    def events(self, request, workspace, pk):
+    def events(self, request, pk):
         connection = self.get_object()
         page = self.paginate_queryset(connection.events.order_by("-created_at"))
         return self.get_paginated_response(ConnectionEventSerializer(page, many=True).data)
 
     @extend_schema(responses=AccessTokenSerializer)
     @action(detail=True, methods=["get"], url_path="token")
-    def token(self, request, workspace, pk):
+    def token(self, request, pk):
         """A valid access token now: from the database, or refreshed on demand when due.
 
         Needs the ``tokens`` scope (or a member's session). 409 when the
@@ -102,7 +102,7 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
 
     @extend_schema(request=None, responses={200: ConnectionSerializer, 202: RefreshScheduledSerializer})
     @action(detail=True, methods=["post"], url_path="refresh")
-    def refresh(self, request, workspace, pk):
+    def refresh(self, request, pk):
         """Force a refresh now (admins). Respects the provider's window: answers when it will happen."""
         connection = self.get_object()
         result = services.connection_refresh_now(workspace=self.workspace, connection=connection, actor=self.actor)

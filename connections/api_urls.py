@@ -8,5 +8,5 @@ router = OptionalSlashRouter()
 router.register("connections", api.ConnectionViewSet, basename="connection")
 
 urlpatterns = [
-    path("workspaces/<slug:workspace>/", include(router.urls)),
+    path("workspaces/<slug:workspace_slug>/", include(router.urls)),
 ]

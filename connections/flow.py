@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from workspaces.audit import SYSTEM, Actor, audit_record
-from workspaces.keys import sha256_hex
+from audit.services import SYSTEM, Actor, audit_record
+from common.hashing import sha256_hex
 
 from .events import connection_event
 from .grants import grant_take_over

@@ -1,6 +1,7 @@
 from django import forms
 
 from oauthclients.models import OAuthClient
+from oauthclients.selectors import oauth_clients_by_name
 
 
 class ConnectionForm(forms.Form):
@@ -9,7 +10,7 @@ class ConnectionForm(forms.Form):
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["oauth_client"].queryset = OAuthClient.objects.filter(workspace=workspace).order_by("name")
+        self.fields["oauth_client"].queryset = oauth_clients_by_name(workspace=workspace)
 
 
 class RenameForm(forms.Form):

@@ -1,28 +1,23 @@
 """E-mails to the people who can fix a connection: its owner and the workspace admins."""
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 
-from workspaces.models import Membership, Role
+from workspaces.selectors import admin_emails
 
 from .models import Connection
 
 
 def recipients(connection: Connection) -> list[str]:
-    emails = set(
-        Membership.objects.filter(workspace_id=connection.workspace_id, role=Role.ADMIN).values_list(
-            "user__email", flat=True
-        )
-    )
+    emails = set(admin_emails(workspace=connection.workspace))
     if connection.owner_id and connection.owner and connection.owner.is_active:
         emails.add(connection.owner.email)
     return sorted(emails)
 
 
 def _send(connection: Connection, template: str, subject: str) -> None:
-    from django.conf import settings
-
     context = {
         "connection": connection,
         "url": f"{settings.PUBLIC_BASE_URL}/w/{connection.workspace.slug}/connections/{connection.id}/",

@@ -42,7 +42,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
-from workspaces.audit import SYSTEM, audit_record
+from audit.services import SYSTEM, audit_record
 
 from . import threads
 from .events import connection_event

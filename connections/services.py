@@ -8,8 +8,8 @@ in ``connections.refresh``; the event history in ``connections.events``.
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import Actor, audit_record
 from common.errors import ConflictError, ServiceError, clean_name
-from workspaces.audit import Actor, audit_record
 
 from . import refresh
 from .events import connection_event
@@ -85,6 +85,17 @@ def connection_disconnect(*, workspace, connection: Connection, actor: Actor, re
         data={"reason": reason} if reason else {},
     )
     return connection
+
+
+@transaction.atomic
+def connections_revoke_for_client(*, workspace, oauth_client, actor: Actor, reason: str) -> int:
+    """Disconnect every connection that uses ``oauth_client`` and is not revoked yet; return how many."""
+    live = list(
+        Connection.objects.filter(workspace=workspace, oauth_client=oauth_client).exclude(status=Status.REVOKED)
+    )
+    for connection in live:
+        connection_disconnect(workspace=workspace, connection=connection, actor=actor, reason=reason)
+    return len(live)
 
 
 @transaction.atomic

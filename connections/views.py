@@ -23,7 +23,7 @@ class ConnectionMixin(WorkspaceViewMixin):
         return connection
 
     def back_to(self, connection):
-        return redirect("connection-detail", workspace=self.workspace.slug, connection_id=connection.id)
+        return redirect("connection-detail", workspace_slug=self.workspace.slug, connection_id=connection.id)
 
 
 class ConnectionListView(ConnectionMixin, TemplateView):
@@ -75,13 +75,13 @@ class ConnectionDetailView(ConnectionMixin, TemplateView):
 class ConnectView(ConnectionMixin, View):
     """Connect or Reconnect: off to the provider's consent page."""
 
-    def post(self, request, workspace, connection_id):
+    def post(self, request, connection_id):
         connection = self.get_connection()
         return redirect(flow.flow_start(connection=connection, session=request.session, started_by=request.user))
 
 
 class DisconnectView(ConnectionMixin, View):
-    def post(self, request, workspace, connection_id):
+    def post(self, request, connection_id):
         connection = services.connection_disconnect(
             workspace=self.workspace, connection=self.get_connection(), actor=self.actor
         )
@@ -90,7 +90,7 @@ class DisconnectView(ConnectionMixin, View):
 
 
 class RenameView(ConnectionMixin, View):
-    def post(self, request, workspace, connection_id):
+    def post(self, request, connection_id):
         connection = self.get_connection()
         form = RenameForm(request.POST)
         try:
@@ -106,11 +106,11 @@ class RenameView(ConnectionMixin, View):
 
 
 class DeleteView(ConnectionMixin, View):
-    def post(self, request, workspace, connection_id):
+    def post(self, request, connection_id):
         connection = self.get_connection()
         services.connection_delete(workspace=self.workspace, connection=connection, actor=self.actor)
         messages.success(request, f"Connection “{connection.name}” deleted.")
-        return redirect("connection-list", workspace=self.workspace.slug)
+        return redirect("connection-list", workspace_slug=self.workspace.slug)
 
 
 def _can_view(request, connection) -> bool:
@@ -123,7 +123,7 @@ def _can_view(request, connection) -> bool:
 def _result(request, connection, *, ok: bool, message: str):
     if connection is not None and request.user.is_authenticated and _can_view(request, connection):
         (messages.success if ok else messages.error)(request, message)
-        return redirect("connection-detail", workspace=connection.workspace.slug, connection_id=connection.id)
+        return redirect("connection-detail", workspace_slug=connection.workspace.slug, connection_id=connection.id)
     # Post/Redirect/Get: reloading the result page must not replay the callback.
     request.session["oauth_flow_result"] = {"ok": ok, "message": message}
     return redirect("oauth-result")

@@ -9,5 +9,5 @@ router.register("oauth-clients", api.OAuthClientViewSet, basename="oauth-client"
 
 urlpatterns = [
     path("providers/", api.ProviderListView.as_view(), name="api-provider-list"),
-    path("workspaces/<slug:workspace>/", include(router.urls)),
+    path("workspaces/<slug:workspace_slug>/", include(router.urls)),
 ]

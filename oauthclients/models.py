@@ -63,7 +63,3 @@ class OAuthClient(models.Model):
     @property
     def api_base(self) -> str:
         return self.provider_spec.resolved_api_base_url(self)
-
-    @property
-    def scope_list(self) -> list[str]:
-        return self.scopes.split()

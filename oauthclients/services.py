@@ -4,13 +4,14 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from audit.services import Actor, audit_record
 from common.errors import ServiceError
 from common.netguard import UnsafeURLError, check_url
-from workspaces.audit import Actor, audit_record
 
 from .models import OAuthClient
 from .providers import AUTH_METHODS, PROVIDERS, get_provider
-from .providers.exact_online import SITES, site_urls
+from .selectors import oauth_client_connections_in_use
+from .signals import oauth_client_deleting
 
 URL_FIELDS = ("authorization_url", "token_url", "api_base_url", "identity_url")
 EDITABLE_FIELDS = (
@@ -50,19 +51,12 @@ def _lifetime(value: Any, field: str, minimum: int) -> int:
 
 
 def _apply_provider_defaults(data: dict) -> dict:
-    """Fill what the admin left empty from the provider preset (Exact: from the site)."""
+    """Fill what the admin left empty from the provider preset (and its country site, if it has sites)."""
     provider = get_provider(data["provider"])
-    if provider.key == "exact_online":
-        site = data.get("site") or "nl"
-        if site not in SITES:
-            raise ServiceError(f"Choose an Exact Online site: {', '.join(SITES)}.", field="site")
-        data["site"] = site
-        for key, url in site_urls(site).items():
-            data[key] = data.get(key) or url
-        data["token_endpoint_auth_method"] = provider.token_endpoint_auth_method
-        data["use_pkce"] = False
-    else:
-        data["site"] = ""
+    data["site"] = provider.clean_site(data.get("site"))
+    for key, url in provider.site_urls(data["site"]).items():
+        data[key] = data.get(key) or url
+    data.update(provider.fixed_settings())
     for key, default in (
         ("authorization_url", provider.authorization_url),
         ("token_url", provider.token_url),
@@ -189,9 +183,9 @@ def oauth_client_update(
     current = {key: getattr(client, key) for key in EDITABLE_FIELDS}
     data = {**current, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS}}
     data["provider"] = client.provider
-    if client.provider == "exact_online" and data.get("site") != client.site:
+    if data.get("site") != client.site:
         # A new site brings its own URLs, unless the caller gave others (or had changed them before).
-        for key, url in site_urls(client.site or "nl").items():
+        for key, url in client.provider_spec.site_urls(client.site).items():
             if not fields.get(key) and data[key] == url:
                 data[key] = None
     data = _validate(_apply_provider_defaults(data), workspace=workspace, instance=client)
@@ -240,27 +234,23 @@ def oauth_client_replace_secret(
 def oauth_client_delete(*, workspace, client: OAuthClient, actor: Actor, revoke_connections: bool = False) -> int:
     """Delete a client. Refused while connections use it, unless ``revoke_connections``.
 
-    Returns how many connections were revoked.
+    The connections app revokes them, in this transaction, when it hears
+    ``oauth_client_deleting``. Returns how many connections were revoked.
     """
-    from connections.services import connection_disconnect
-
     client = OAuthClient.objects.select_for_update().get(pk=client.pk, workspace=workspace)
-    live = list(client.connections.exclude(status="revoked"))
-    if live and not revoke_connections:
+    in_use = oauth_client_connections_in_use(client=client)
+    if in_use and not revoke_connections:
         raise ServiceError(
-            f"{len(live)} connection(s) use this client. Confirm that they will be revoked to delete it.",
+            f"{in_use} connection(s) use this client. Confirm that they will be revoked to delete it.",
             code="client_in_use",
         )
-    for connection in live:
-        connection_disconnect(
-            workspace=workspace, connection=connection, actor=actor, reason=f"OAuth client “{client.name}” was deleted."
-        )
+    oauth_client_deleting.send(sender=OAuthClient, workspace=workspace, client=client, actor=actor)
     audit_record(
         workspace=workspace,
         actor=actor,
         action="oauth_client.deleted",
         target=client,
-        data={"name": client.name, "provider": client.provider, "revoked_connections": len(live)},
+        data={"name": client.name, "provider": client.provider, "revoked_connections": in_use},
     )
     client.delete()
-    return len(live)
+    return in_use

@@ -65,7 +65,7 @@ class ClientCreateView(ClientAdminMixin, FormView):
             f"OAuth client “{client.name}” registered. Copy the redirect URI into "
             "the provider's app if you have not yet.",
         )
-        return redirect("oauthclient-detail", workspace=self.workspace.slug, client_id=client.id)
+        return redirect("oauthclient-detail", workspace_slug=self.workspace.slug, client_id=client.id)
 
 
 class ClientDetailView(ClientAdminMixin, TemplateView):
@@ -91,7 +91,7 @@ class ClientEditView(ClientAdminMixin, FormView):
             add_service_error(form, error)
             return self.form_invalid(form)
         messages.success(self.request, "Changes saved.")
-        return redirect("oauthclient-detail", workspace=self.workspace.slug, client_id=client.id)
+        return redirect("oauthclient-detail", workspace_slug=self.workspace.slug, client_id=client.id)
 
 
 class ClientSecretView(ClientAdminMixin, FormView):
@@ -107,7 +107,7 @@ class ClientSecretView(ClientAdminMixin, FormView):
             add_service_error(form, error)
             return self.form_invalid(form)
         messages.success(self.request, "Secret replaced. The old one is no longer stored.")
-        return redirect("oauthclient-detail", workspace=self.workspace.slug, client_id=client.id)
+        return redirect("oauthclient-detail", workspace_slug=self.workspace.slug, client_id=client.id)
 
 
 class ClientDeleteView(ClientAdminMixin, FormView):
@@ -131,4 +131,4 @@ class ClientDeleteView(ClientAdminMixin, FormView):
             return self.form_invalid(form)
         note = f" {revoked} connection(s) were revoked." if revoked else ""
         messages.success(self.request, f"OAuth client “{client.name}” deleted.{note}")
-        return redirect("oauthclient-list", workspace=self.workspace.slug)
+        return redirect("oauthclient-list", workspace_slug=self.workspace.slug)

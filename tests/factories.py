@@ -2,7 +2,7 @@ import factory
 from allauth.account.models import EmailAddress
 
 from accounts.models import User
-from workspaces.audit import SYSTEM
+from audit.services import SYSTEM
 from workspaces.models import Membership, Role, Workspace
 from workspaces.services import api_key_create
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin
 
-from .models import ApiKey, AuditEvent, Invitation, Membership, Workspace
+from .models import ApiKey, Invitation, Membership, Workspace
 
 
 class MembershipInline(admin.TabularInline):
@@ -49,12 +49,3 @@ class ApiKeyAdmin(ReadOnlyAdmin):
     @admin.display(description="Key")
     def masked_prefix(self, obj) -> str:
         return f"tk_{obj.prefix}_…"
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "workspace", "action", "actor_label", "target_label", "ip_address"]
-    list_filter = ["action"]
-    search_fields = ["action", "actor_label", "target_label", "target_id", "workspace__slug"]
-    date_hierarchy = "created_at"
-    list_select_related = ["workspace"]

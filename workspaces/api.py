@@ -4,9 +4,11 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditEvent
+from audit.services import Actor
+
 from . import selectors, services
-from .audit import Actor
-from .models import ApiKey, AuditEvent, Invitation, Membership, Role
+from .models import ApiKey, Invitation, Membership, Role
 from .serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
@@ -26,12 +28,10 @@ from .tenancy import IsUserOrApiKey, WorkspaceAPIMixin
 class PeopleOnlyWrites:
     """Keys may read these objects; only signed-in admins may change them."""
 
-    def resolve_workspace(self, request) -> None:
-        if isinstance(request.auth, ApiKey) and request.method not in ("GET", "HEAD", "OPTIONS"):
-            if request.auth.workspace.slug != self.kwargs["workspace"]:
-                raise exceptions.NotFound("No such workspace.")
-            raise exceptions.PermissionDenied("API keys cannot manage people or keys; sign in as a workspace admin.")
-        super().resolve_workspace(request)
+    def api_key_refusal(self, request) -> str | None:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            return "API keys cannot manage people or keys; sign in as a workspace admin."
+        return super().api_key_refusal(request)
 
 
 class WorkspaceListView(APIView):
@@ -46,7 +46,7 @@ class WorkspaceListView(APIView):
                 raise exceptions.PermissionDenied("This API key lacks the “read” scope.")
             workspaces, roles = [request.auth.workspace], {}
         else:
-            memberships = Membership.objects.filter(user=request.user).select_related("workspace")
+            memberships = selectors.memberships_for_user(user=request.user)
             workspaces = sorted((m.workspace for m in memberships), key=lambda w: w.name.lower())
             roles = {m.workspace_id: m.role for m in memberships}
         return Response(WorkspaceSerializer(workspaces, many=True, context={"roles": roles}).data)
@@ -68,12 +68,14 @@ class WorkspaceListView(APIView):
 
 
 class WorkspaceDetailView(WorkspaceAPIMixin, APIView):
+    """The workspace; admins rename it."""
+
     @extend_schema(responses=WorkspaceSerializer)
-    def get(self, request, workspace):
+    def get(self, request):
         return Response(self._body())
 
     @extend_schema(request=WorkspaceUpdateSerializer, responses=WorkspaceSerializer)
-    def patch(self, request, workspace):
+    def patch(self, request):
         data = WorkspaceUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.workspace_rename(workspace=self.workspace, name=data.validated_data["name"], actor=self.actor)
@@ -85,11 +87,13 @@ class WorkspaceDetailView(WorkspaceAPIMixin, APIView):
 
 
 class LeaveWorkspaceView(WorkspaceAPIMixin, APIView):
+    """The signed-in caller leaves the workspace (not the last admin)."""
+
     role_map = {**WorkspaceAPIMixin.role_map, "POST": Role.MEMBER}
     api_keys_allowed = False
 
     @extend_schema(request=None, responses={204: None})
-    def post(self, request, workspace):
+    def post(self, request):
         services.membership_leave(workspace=self.workspace, user=request.user, actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -105,7 +109,7 @@ class MemberViewSet(
         return selectors.members_list(workspace=self.workspace)
 
     @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
-    def partial_update(self, request, workspace, pk):
+    def partial_update(self, request, pk):
         data = MemberRoleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_change_role(
@@ -113,7 +117,7 @@ class MemberViewSet(
         )
         return Response(MemberSerializer(membership).data)
 
-    def destroy(self, request, workspace, pk):
+    def destroy(self, request, pk):
         services.membership_remove(workspace=self.workspace, membership=self.get_object(), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -132,7 +136,7 @@ class InvitationViewSet(
         return queryset
 
     @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationCreatedSerializer})
-    def create(self, request, workspace):
+    def create(self, request):
         data = InvitationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         invitation, token = services.invitation_create(
@@ -142,7 +146,7 @@ class InvitationViewSet(
         return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=InvitationSerializer)
-    def destroy(self, request, workspace, pk):
+    def destroy(self, request, pk):
         invitation = services.invitation_revoke(
             workspace=self.workspace, invitation=self.get_object(), actor=self.actor
         )
@@ -163,7 +167,7 @@ class ApiKeyViewSet(
         return queryset
 
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
-    def create(self, request, workspace):
+    def create(self, request):
         data = ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         key, raw = services.api_key_create(workspace=self.workspace, actor=self.actor, **data.validated_data)
@@ -171,12 +175,14 @@ class ApiKeyViewSet(
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=ApiKeySerializer)
-    def destroy(self, request, workspace, pk):
+    def destroy(self, request, pk):
         key = services.api_key_revoke(workspace=self.workspace, api_key=self.get_object(), actor=self.actor)
         return Response(ApiKeySerializer(key).data)
 
 
 class AuditEventViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The workspace's audit trail, newest first (admins); ``?action=`` filters by action or its prefix."""
+
     serializer_class = AuditEventSerializer
     queryset = AuditEvent.objects.none()
     role_map = dict.fromkeys(WorkspaceAPIMixin.role_map, Role.ADMIN)

@@ -12,7 +12,7 @@ router.register("audit-events", api.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     path("workspaces/", api.WorkspaceListView.as_view(), name="api-workspace-list"),
-    path("workspaces/<slug:workspace>/", api.WorkspaceDetailView.as_view(), name="api-workspace-detail"),
-    path("workspaces/<slug:workspace>/leave", api.LeaveWorkspaceView.as_view(), name="api-workspace-leave"),
-    path("workspaces/<slug:workspace>/", include(router.urls)),
+    path("workspaces/<slug:workspace_slug>/", api.WorkspaceDetailView.as_view(), name="api-workspace-detail"),
+    path("workspaces/<slug:workspace_slug>/leave", api.LeaveWorkspaceView.as_view(), name="api-workspace-leave"),
+    path("workspaces/<slug:workspace_slug>/", include(router.urls)),
 ]

@@ -1,14 +1,11 @@
 """Secrets shown once and stored as hashes: API keys and invitation tokens."""
 
-import hashlib
 import hmac
 import secrets
 
+from common.hashing import sha256_hex
+
 API_KEY_PREFIX = "tk_"
-
-
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def new_api_key() -> tuple[str, str, str]:

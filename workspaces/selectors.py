@@ -1,12 +1,19 @@
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .keys import api_key_matches, parse_api_key_prefix, sha256_hex
-from .models import ApiKey, AuditEvent, Invitation, Membership, Role, Workspace
+from audit.models import AuditEvent
+from common.hashing import sha256_hex
+
+from .keys import api_key_matches, parse_api_key_prefix
+from .models import ApiKey, Invitation, Membership, Role, Workspace
 
 
 def workspaces_for_user(*, user) -> QuerySet[Workspace]:
     return Workspace.objects.filter(memberships__user=user).order_by("name")
+
+
+def memberships_for_user(*, user) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("workspace")
 
 
 def membership_for(*, user, workspace_slug: str) -> Membership | None:
@@ -25,6 +32,10 @@ def member_get(*, workspace: Workspace, membership_id) -> Membership | None:
 
 def admins_count(*, workspace: Workspace) -> int:
     return Membership.objects.filter(workspace=workspace, role=Role.ADMIN).count()
+
+
+def admin_emails(*, workspace: Workspace) -> list[str]:
+    return list(Membership.objects.filter(workspace=workspace, role=Role.ADMIN).values_list("user__email", flat=True))
 
 
 def invitations_list(*, workspace: Workspace) -> QuerySet[Invitation]:

@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
-from .models import ApiKey, AuditEvent, Invitation, Membership, Role, Scope, Workspace
+from audit.models import AuditEvent
+
+from .models import ApiKey, Invitation, Membership, Role, Scope, Workspace
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):

@@ -16,9 +16,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from audit.services import Actor, audit_record
 from common.errors import ServiceError, clean_name
 
-from .audit import Actor, audit_record
 from .keys import new_api_key, new_invitation_token
 from .models import ApiKey, Invitation, Membership, Role, Scope, Workspace
 from .selectors import admins_count, invitation_by_token

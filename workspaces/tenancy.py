@@ -1,8 +1,27 @@
 """The tenant, resolved once per request, for browser views and API views.
 
-A caller who is not a member of the workspace in the URL gets 404 (the
-workspace might as well not exist); a member without the role, or an API key
-without the scope, gets 403. An API key of another workspace gets 404.
+Every URL of a workspace carries its slug as ``workspace_slug``
+(``/w/<workspace_slug>/…``, ``/api/v1/workspaces/<workspace_slug>/…``). The
+mixins below take that argument off the request before any handler runs
+(in ``dispatch``) and turn it into objects, once:
+
+- ``self.workspace``: the Workspace;
+- ``self.membership``: the caller's Membership (``None`` for an API key);
+- ``self.actor``: who is acting, for the audit trail.
+
+Handlers never see the slug: they take only their own URL arguments
+(``def post(self, request, membership_id)``, ``def destroy(self, request, pk)``)
+and use ``self.workspace``. "workspace" in this code base always means the
+object, never the slug.
+
+Browser views resolve the tenant in ``dispatch``. DRF views resolve it in
+``initial()``, at its authentication step (``perform_authentication``), as
+Sentry's organization endpoints do in ``convert_args``; DRF's permission
+classes then only check what the caller may do there, so every error has the
+API's error shape and comes in this order: not signed in and no valid key
+(401/403); not a member of the workspace, or an API key of another workspace:
+404 (the workspace might as well not exist); a member without the role, or
+an API key without the scope: 403.
 """
 
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -10,11 +29,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, permissions
 
-from .audit import Actor
-from .models import ApiKey, Role, Workspace
-from .selectors import membership_for
+from audit.services import Actor
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+from .models import ApiKey, Membership, Role, Workspace
+from .schema import WorkspaceSchema
+from .selectors import membership_for
 
 
 def role_satisfies(role: str, required: str) -> bool:
@@ -22,14 +41,18 @@ def role_satisfies(role: str, required: str) -> bool:
 
 
 class WorkspaceViewMixin(LoginRequiredMixin):
-    """Browser views under ``/w/<workspace>/``: sets workspace, membership, actor."""
+    """Browser views under ``/w/<workspace_slug>/``: sets workspace, membership, actor."""
 
     required_role = Role.MEMBER
 
-    def dispatch(self, request, *args, **kwargs):
+    workspace: Workspace
+    membership: Membership
+    actor: Actor
+
+    def dispatch(self, request, *args, workspace_slug: str, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        membership = membership_for(user=request.user, workspace_slug=kwargs["workspace"])
+        membership = membership_for(user=request.user, workspace_slug=workspace_slug)
         if membership is None:
             raise Http404("No such workspace.")
         if not role_satisfies(membership.role, self.required_role):
@@ -53,23 +76,34 @@ class IsUserOrApiKey(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated) or isinstance(request.auth, ApiKey)
 
 
-class WorkspacePermission(IsUserOrApiKey):
+class HasWorkspaceAccess(permissions.BasePermission):
+    """The role (people) or scope (API keys) this request needs, in the workspace the view resolved."""
+
     def has_permission(self, request, view) -> bool:
-        if not super().has_permission(request, view):
+        if getattr(view, "workspace", None) is None:
             return False
-        view.resolve_workspace(request)
+        if isinstance(request.auth, ApiKey):
+            if refusal := view.api_key_refusal(request):
+                raise exceptions.PermissionDenied(refusal)
+            scope = view.required_scope(request)
+            if not request.auth.has_scope(scope):
+                raise exceptions.PermissionDenied(f"This API key lacks the “{scope}” scope.")
+            return True
+        if not role_satisfies(view.membership.role, view.required_role(request)):
+            raise exceptions.PermissionDenied("Only workspace admins can do this.")
         return True
 
 
 class WorkspaceAPIMixin:
-    """API views under ``/api/v1/workspaces/<workspace>/``.
+    """API views under ``/api/v1/workspaces/<workspace_slug>/``.
 
     ``scope_map`` gives the API-key scope per HTTP method and ``role_map`` the
     member role; ``action_scopes``/``action_roles`` override them per viewset
     action. Set ``api_keys_allowed = False`` for endpoints only people may use.
     """
 
-    permission_classes = [WorkspacePermission]
+    permission_classes = [IsUserOrApiKey, HasWorkspaceAccess]
+    schema = WorkspaceSchema()
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
     scope_map = {
         "GET": "read",
@@ -93,9 +127,26 @@ class WorkspaceAPIMixin:
     action_roles: dict[str, str] = {}
     api_keys_allowed = True
 
-    workspace: Workspace
-    membership = None
+    workspace_slug: str
+    workspace: Workspace | None = None
+    membership: Membership | None = None
     actor: Actor
+
+    def dispatch(self, request, *args, workspace_slug: str, **kwargs):
+        self.workspace_slug = workspace_slug
+        return super().dispatch(request, *args, **kwargs)
+
+    def perform_authentication(self, request) -> None:
+        """Who is asking, and in which workspace: the tenant is resolved here, once per request."""
+        super().perform_authentication(request)
+        if isinstance(request.auth, ApiKey):
+            self.workspace = self._workspace_of_key(request.auth)
+        elif request.user.is_authenticated:
+            self.membership = self._membership_of_user(request.user)
+            self.workspace = self.membership.workspace
+        else:
+            return  # IsUserOrApiKey refuses the request
+        self.actor = Actor.from_request(request)
 
     def required_scope(self, request) -> str:
         # An unlisted method needs the strictest scope, so it ends in 403/405, never a crash.
@@ -104,24 +155,19 @@ class WorkspaceAPIMixin:
     def required_role(self, request) -> str:
         return self.action_roles.get(getattr(self, "action", None), self.role_map.get(request.method, Role.ADMIN))
 
-    def resolve_workspace(self, request) -> None:
-        slug = self.kwargs["workspace"]
-        if isinstance(request.auth, ApiKey):
-            key = request.auth
-            if key.workspace.slug != slug:
-                raise exceptions.NotFound("No such workspace.")
-            if not self.api_keys_allowed:
-                raise exceptions.PermissionDenied("API keys cannot use this endpoint; sign in as a workspace admin.")
-            scope = self.required_scope(request)
-            if not key.has_scope(scope):
-                raise exceptions.PermissionDenied(f"This API key lacks the “{scope}” scope.")
-            self.workspace = key.workspace
-        else:
-            membership = membership_for(user=request.user, workspace_slug=slug)
-            if membership is None:
-                raise exceptions.NotFound("No such workspace.")
-            if not role_satisfies(membership.role, self.required_role(request)):
-                raise exceptions.PermissionDenied("Only workspace admins can do this.")
-            self.membership = membership
-            self.workspace = membership.workspace
-        self.actor = Actor.from_request(request)
+    def api_key_refusal(self, request) -> str | None:
+        """Why API keys may not make this request, or ``None`` when they may."""
+        if not self.api_keys_allowed:
+            return "API keys cannot use this endpoint; sign in as a workspace admin."
+        return None
+
+    def _workspace_of_key(self, key: ApiKey) -> Workspace:
+        if key.workspace.slug != self.workspace_slug:
+            raise exceptions.NotFound("No such workspace.")
+        return key.workspace
+
+    def _membership_of_user(self, user) -> Membership:
+        membership = membership_for(user=user, workspace_slug=self.workspace_slug)
+        if membership is None:
+            raise exceptions.NotFound("No such workspace.")
+        return membership

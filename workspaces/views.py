@@ -7,11 +7,11 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
+from audit.services import Actor
 from common.errors import ServiceError
 from common.forms import add_service_error
 
 from . import selectors, services
-from .audit import Actor
 from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceCreateForm, WorkspaceRenameForm
 from .models import Role
 from .tenancy import WorkspaceViewMixin
@@ -25,7 +25,7 @@ def home(request):
     current = workspaces.filter(slug=request.session.get("workspace")).first() or workspaces.first()
     if current is None:
         return redirect("workspace-create")
-    return redirect("workspace-overview", workspace=current.slug)
+    return redirect("workspace-overview", workspace_slug=current.slug)
 
 
 class WorkspaceCreateView(LoginRequiredMixin, FormView):
@@ -41,7 +41,7 @@ class WorkspaceCreateView(LoginRequiredMixin, FormView):
             add_service_error(form, error)
             return self.form_invalid(form)
         messages.success(self.request, f"Workspace “{workspace.name}” created. You are its admin.")
-        return redirect("workspace-overview", workspace=workspace.slug)
+        return redirect("workspace-overview", workspace_slug=workspace.slug)
 
 
 class OverviewView(WorkspaceViewMixin, TemplateView):
@@ -54,12 +54,12 @@ class OverviewView(WorkspaceViewMixin, TemplateView):
 
 
 class LeaveView(WorkspaceViewMixin, View):
-    def post(self, request, workspace):
+    def post(self, request):
         try:
             services.membership_leave(workspace=self.workspace, user=request.user, actor=self.actor)
         except ServiceError as error:
             messages.error(request, error.message)
-            return redirect("workspace-overview", workspace=self.workspace.slug)
+            return redirect("workspace-overview", workspace_slug=self.workspace.slug)
         request.session.pop("workspace", None)
         messages.success(request, f"You left “{self.workspace.name}”.")
         return redirect("home")
@@ -85,7 +85,7 @@ class SettingsView(WorkspaceViewMixin, FormView):
             add_service_error(form, error)
             return self.form_invalid(form)
         messages.success(self.request, "Workspace renamed.")
-        return redirect("workspace-settings", workspace=self.workspace.slug)
+        return redirect("workspace-settings", workspace_slug=self.workspace.slug)
 
 
 class MembersView(WorkspaceViewMixin, TemplateView):
@@ -100,7 +100,7 @@ class MembersView(WorkspaceViewMixin, TemplateView):
         context["roles"] = Role.choices
         return context
 
-    def post(self, request, workspace):
+    def post(self, request):
         form = InvitationForm(request.POST)
         if form.is_valid():
             try:
@@ -111,14 +111,14 @@ class MembersView(WorkspaceViewMixin, TemplateView):
                 add_service_error(form, error)
             else:
                 messages.success(request, f"Invitation sent to {invitation.email}.")
-                return redirect("workspace-members", workspace=self.workspace.slug)
+                return redirect("workspace-members", workspace_slug=self.workspace.slug)
         return self.render_to_response(self.get_context_data(invite_form=form))
 
 
 class MemberRoleView(WorkspaceViewMixin, View):
     required_role = Role.ADMIN
 
-    def post(self, request, workspace, membership_id):
+    def post(self, request, membership_id):
         membership = selectors.member_get(workspace=self.workspace, membership_id=membership_id)
         if membership is None:
             return _not_found(request, "That member no longer exists.", "workspace-members", self.workspace)
@@ -133,13 +133,13 @@ class MemberRoleView(WorkspaceViewMixin, View):
                 messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")
             except ServiceError as error:
                 messages.error(request, error.message)
-        return redirect("workspace-members", workspace=self.workspace.slug)
+        return redirect("workspace-members", workspace_slug=self.workspace.slug)
 
 
 class MemberRemoveView(WorkspaceViewMixin, View):
     required_role = Role.ADMIN
 
-    def post(self, request, workspace, membership_id):
+    def post(self, request, membership_id):
         membership = selectors.member_get(workspace=self.workspace, membership_id=membership_id)
         if membership is None:
             return _not_found(request, "That member no longer exists.", "workspace-members", self.workspace)
@@ -148,13 +148,13 @@ class MemberRemoveView(WorkspaceViewMixin, View):
             messages.success(request, f"{membership.user.email} was removed from the workspace.")
         except ServiceError as error:
             messages.error(request, error.message)
-        return redirect("workspace-members", workspace=self.workspace.slug)
+        return redirect("workspace-members", workspace_slug=self.workspace.slug)
 
 
 class InvitationRevokeView(WorkspaceViewMixin, View):
     required_role = Role.ADMIN
 
-    def post(self, request, workspace, invitation_id):
+    def post(self, request, invitation_id):
         invitation = selectors.invitations_list(workspace=self.workspace).filter(id=invitation_id).first()
         if invitation is None:
             return _not_found(request, "That invitation no longer exists.", "workspace-members", self.workspace)
@@ -163,7 +163,7 @@ class InvitationRevokeView(WorkspaceViewMixin, View):
             messages.success(request, f"Invitation for {invitation.email} withdrawn.")
         except ServiceError as error:
             messages.error(request, error.message)
-        return redirect("workspace-members", workspace=self.workspace.slug)
+        return redirect("workspace-members", workspace_slug=self.workspace.slug)
 
 
 class ApiKeysView(WorkspaceViewMixin, TemplateView):
@@ -176,7 +176,7 @@ class ApiKeysView(WorkspaceViewMixin, TemplateView):
         context["api_keys"] = selectors.api_keys_list(workspace=self.workspace)
         return context
 
-    def post(self, request, workspace):
+    def post(self, request):
         form = ApiKeyForm(request.POST)
         if form.is_valid():
             try:
@@ -192,7 +192,7 @@ class ApiKeysView(WorkspaceViewMixin, TemplateView):
 class ApiKeyRevokeView(WorkspaceViewMixin, View):
     required_role = Role.ADMIN
 
-    def post(self, request, workspace, key_id):
+    def post(self, request, key_id):
         key = selectors.api_keys_list(workspace=self.workspace).filter(id=key_id).first()
         if key is None:
             return _not_found(request, "That key no longer exists.", "workspace-api-keys", self.workspace)
@@ -201,7 +201,7 @@ class ApiKeyRevokeView(WorkspaceViewMixin, View):
             messages.success(request, f"Key “{key.name}” revoked; requests with it are now refused.")
         except ServiceError as error:
             messages.error(request, error.message)
-        return redirect("workspace-api-keys", workspace=self.workspace.slug)
+        return redirect("workspace-api-keys", workspace_slug=self.workspace.slug)
 
 
 class AuditLogView(WorkspaceViewMixin, TemplateView):
@@ -250,9 +250,9 @@ class InvitationView(View):
             return redirect("invitation", token=token)
         messages.success(request, f"Welcome to “{membership.workspace.name}”.")
         request.session["workspace"] = membership.workspace.slug
-        return redirect("workspace-overview", workspace=membership.workspace.slug)
+        return redirect("workspace-overview", workspace_slug=membership.workspace.slug)
 
 
 def _not_found(request, message, url_name, workspace):
     messages.error(request, message)
-    return redirect(url_name, workspace=workspace.slug)
+    return redirect(url_name, workspace_slug=workspace.slug)

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "common",
+    "audit",
     "accounts",
     "workspaces",
     "oauthclients",

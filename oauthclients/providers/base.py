@@ -141,8 +141,22 @@ class Provider:
     refresh_policy: RefreshPolicy = field(default_factory=RefreshPolicy)
     docs_url: str = ""
     extra_authorize_params: dict[str, str] = field(default_factory=dict)
-    # Which fields the admin edits for this type (others come from the preset).
-    editable_urls: bool = True
+    # Country sites (key → label), each with its own URLs; empty for one-host providers.
+    sites: dict[str, str] = field(default_factory=dict)
+    default_site: str = ""
+    # Client settings the provider dictates: always its own value, whatever the admin sent.
+    fixed_fields: tuple[str, ...] = ()
+
+    def site_urls(self, site: str) -> dict[str, str]:
+        """The URLs a country site brings (``authorization_url``, ``token_url``); none without sites."""
+        return {}
+
+    def clean_site(self, site: str | None) -> str:
+        """The site a client of this provider uses: ``""`` for providers without sites."""
+        return ""
+
+    def fixed_settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.fixed_fields}
 
     def resolved_api_base_url(self, client) -> str:
         return client.api_base_url or self.api_base_url
@@ -176,7 +190,7 @@ class Provider:
             "single_grant_per_account": self.single_grant_per_account,
             "refresh_window_seconds": self.refresh_policy.window_seconds,
             "docs_url": self.docs_url,
-            "sites": {},
+            "sites": {site: {"label": label, **self.site_urls(site)} for site, label in self.sites.items()},
         }
 
 

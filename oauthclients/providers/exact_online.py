@@ -1,4 +1,4 @@
-"""Exact Online. Facts and sources: shared/exact-online.md.
+"""Exact Online. Facts and their public sources: docs/exact-online.md.
 
 - one host per country site; a client only works on the site of its app;
 - client credentials in the form body (client_secret_post);
@@ -12,6 +12,8 @@ client pointed at another host (an emulator, a proxy) talks to that host.
 """
 
 from dataclasses import dataclass
+
+from common.errors import ServiceError
 
 from .base import CLIENT_SECRET_POST, Identity, Provider, RefreshPolicy, origin_of
 
@@ -33,6 +35,15 @@ def site_urls(site: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ExactOnline(Provider):
+    def site_urls(self, site: str) -> dict[str, str]:
+        return site_urls(site or self.default_site)
+
+    def clean_site(self, site: str | None) -> str:
+        site = site or self.default_site
+        if site not in self.sites:
+            raise ServiceError(f"Choose an Exact Online site: {', '.join(self.sites)}.", field="site")
+        return site
+
     def resolved_api_base_url(self, client) -> str:
         return f"{origin_of(client.token_url)}/api/v1"
 
@@ -54,11 +65,6 @@ class ExactOnline(Provider):
             },
         )
 
-    def as_defaults(self) -> dict:
-        defaults = super().as_defaults()
-        defaults["sites"] = {site: {"label": label, **site_urls(site)} for site, label in SITES.items()}
-        return defaults
-
 
 PROVIDER = ExactOnline(
     key="exact_online",
@@ -76,4 +82,8 @@ PROVIDER = ExactOnline(
     # endpoint and 200 token requests a day per user (docs/exact-online.md).
     refresh_policy=RefreshPolicy(window_seconds=30, aim_after_open=5, error_budget=10, daily_token_budget=200),
     docs_url="https://support.exactonline.com/community/s/knowledge-base#All-All-DNO-Content-oauth-eol-oauth-dev-step3",
+    sites=SITES,
+    default_site="nl",
+    # Exact documents only credentials in the form body, and no PKCE.
+    fixed_fields=("token_endpoint_auth_method", "use_pkce"),
 )

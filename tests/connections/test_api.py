@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from audit.models import AuditEvent
+from audit.services import Actor
 from connections.models import Connection, ConnectionEvent, ConnectLink, Status
 from connections.services import connection_create
 from oauthclients.services import oauth_client_create
 from tests.connections.helpers import api_url, raw_tokens
-from workspaces.audit import Actor
-from workspaces.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

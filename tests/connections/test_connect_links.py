@@ -6,6 +6,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import Actor
 from connections.models import Connection, ConnectLink, Status
 from connections.services import connection_create
 from tests.connections.helpers import (
@@ -16,8 +18,6 @@ from tests.connections.helpers import (
     finish_flow,
     path_and_query,
 )
-from workspaces.audit import Actor
-from workspaces.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -10,6 +10,7 @@ import pytest
 import requests
 from django.utils import timezone
 
+from audit.services import Actor
 from connections.models import AuthorizationState, Connection, Status
 from connections.services import connection_create
 from tests.connections.helpers import (
@@ -24,7 +25,6 @@ from tests.connections.helpers import (
 )
 from tests.fixtures.connections import make_dot_client
 from tests.fixtures.peers import DOT_ACCESS_LIFETIME
-from workspaces.audit import Actor
 
 pytestmark = pytest.mark.django_db
 

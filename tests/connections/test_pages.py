@@ -2,11 +2,11 @@
 
 import pytest
 
+from audit.services import Actor
 from connections.models import AuthorizationState, Connection, Status
 from connections.services import connection_create
 from oauthclients.services import oauth_client_create
 from tests.connections.helpers import detail_url, query_of
-from workspaces.audit import Actor
 
 pytestmark = pytest.mark.django_db
 

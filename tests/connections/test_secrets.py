@@ -7,6 +7,7 @@ from django.db import connection as db_connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from audit.services import Actor
 from common.crypto import decrypt
 from connections.models import Connection
 from connections.services import connection_create
@@ -22,7 +23,6 @@ from tests.connections.helpers import (
     start_flow,
 )
 from tests.factories import UserFactory
-from workspaces.audit import Actor
 
 pytestmark = pytest.mark.django_db
 

@@ -12,13 +12,13 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from audit.services import Actor
 from connections.models import Connection
 from oauthclients.services import oauth_client_create
 from tests.e2e.helpers import login, open_user_menu, url
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory, make_api_key
 from tests.fixtures.peers import EXACT_CLIENT_ID as EXACT_ID
 from tests.fixtures.peers import EXACT_CLIENT_SECRET as EXACT_SECRET
-from workspaces.audit import Actor
 from workspaces.models import Role
 
 pytestmark = [

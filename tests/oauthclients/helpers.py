@@ -1,8 +1,8 @@
 """Request data and stored state shared by the OAuth client tests (``assert_error`` is in ``tests/helpers.py``)."""
 
+from audit.models import AuditEvent
 from connections.models import Connection
 from oauthclients.models import OAuthClient
-from workspaces.models import AuditEvent
 
 
 def clients_url(workspace: str = "acme") -> str:

@@ -6,12 +6,12 @@ and the audit trail are compared before and after.
 
 import pytest
 
+from audit.services import SYSTEM
 from oauthclients.models import OAuthClient
 from tests.factories import make_api_key
 from tests.fixtures.oauthclients import ACME_SECRET, NEW_SECRET
 from tests.helpers import assert_error
 from tests.oauthclients.helpers import exact_body, stored
-from workspaces.audit import SYSTEM
 from workspaces.models import ApiKey
 from workspaces.services import api_key_revoke
 

@@ -8,12 +8,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from audit.services import Actor
 from common.crypto import DecryptionError
 from connections.models import Connection
 from oauthclients.models import OAuthClient
 from oauthclients.services import oauth_client_create
 from tests.fixtures.oauthclients import ACME_SECRET, ACME_WEBHOOK, GLOBEX_SECRET
-from workspaces.audit import Actor
 
 NEW_KEY = Fernet.generate_key().decode()
 

@@ -166,7 +166,7 @@ def test_the_django_admin_list_and_change_pages_never_show_a_secret(client, supe
     listing = client.get("/django-admin/oauthclients/oauthclient/")
     change = client.get(f"/django-admin/oauthclients/oauthclient/{acme_client.id}/change/")
     search = client.get("/django-admin/oauthclients/oauthclient/", {"q": ACME_SECRET})
-    audit = client.get("/django-admin/workspaces/auditevent/")
+    audit = client.get("/django-admin/audit/auditevent/")
 
     for name, response in {"list": listing, "change": change, "audit": audit}.items():
         assert response.status_code == 200, name

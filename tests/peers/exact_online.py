@@ -7,7 +7,7 @@ code under test at :attr:`ExactOnlineEmulator.base_url`::
         exact.base_url            # http://127.0.0.1:54321
         code = exact.issue_code("cid", "https://tk.example/cb", user="alice")
 
-Behaviour follows ``/work/shared/exact-online.md``:
+Behaviour follows ``docs/exact-online.md`` (the provider's facts and their public sources):
 
 * ``GET/POST /api/oauth2/auth`` -- consent page (Allow / Deny); unknown client
   gives a 400 page "Client with identifier '...' not found".  Codes contain a

@@ -20,6 +20,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from audit.services import Actor
 from connections.models import Connection, Status
 from connections.oauth import TokenSet
 from connections.services import connection_create
@@ -27,7 +28,6 @@ from connections.tokens import apply_tokens
 from tests.factories import make_api_key
 from tests.fixtures.peers import EXACT_CLIENT_ID, exact_online
 from tests.peers.exact_online import ExactOnlineEmulator
-from workspaces.audit import Actor
 
 # Compressed Exact Online: 40 s access tokens, refresh accepted in the last 30 s.
 LIFETIME = 40

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from audit.services import Actor
 from connections.models import Connection, Status
 from connections.services import connection_create
 from oauthclients.services import oauth_client_create
 from tests.connections.helpers import exact_consent, finish_flow, start_flow
 from tests.fixtures.peers import EXACT_CLIENT_ID, EXACT_CLIENT_SECRET
-from workspaces.audit import Actor
 
 pytestmark = pytest.mark.django_db
 

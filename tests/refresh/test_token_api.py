@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from audit.services import Actor
 from connections.models import Connection, EventKind, Status
 from connections.services import connection_create, connection_disconnect
 from tests.refresh.helpers import (
@@ -16,7 +17,6 @@ from tests.refresh.helpers import (
     token_url,
     tokens_client,
 )
-from workspaces.audit import Actor
 
 pytestmark = compressed_exact
 

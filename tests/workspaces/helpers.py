@@ -5,7 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from accounts.models import User
-from workspaces.models import ApiKey, AuditEvent, Invitation, Membership, Workspace
+from audit.models import AuditEvent
+from workspaces.models import ApiKey, Invitation, Membership, Workspace
 
 
 def state() -> dict:

@@ -5,10 +5,11 @@ import hashlib
 import pytest
 from django.db import connection
 
+from audit.models import AuditEvent
 from tests.factories import make_api_key
 from tests.helpers import assert_error
 from tests.workspaces.helpers import key_row
-from workspaces.models import ApiKey, AuditEvent
+from workspaces.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import Actor
 from tests.factories import make_api_key
-from workspaces.audit import Actor
-from workspaces.models import ApiKey, AuditEvent, Invitation, Membership, Workspace
+from workspaces.models import ApiKey, Invitation, Membership, Workspace
 from workspaces.services import invitation_create
 
 pytestmark = pytest.mark.django_db

@@ -65,7 +65,7 @@ def test_staff_see_invitations_but_never_their_token_or_hash(staff_client, invit
 
 
 def test_staff_audit_log_never_shows_a_key(staff_client, raw_key):
-    page = staff_client.get("/django-admin/workspaces/auditevent/").content.decode()
+    page = staff_client.get("/django-admin/audit/auditevent/").content.decode()
     assert "api_key.created" in page
     assert raw_key.split("_", 2)[2] not in page
 

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from workspaces.audit import SYSTEM
+from audit.services import SYSTEM
 from workspaces.services import workspace_create
 
 EMAIL = "admin@localhost"

@@ -1,4 +1,8 @@
-"""Audit trail: who did what to which object, when and from where."""
+"""Audit trail: who did what to which object, when and from where.
+
+Every app records its changes here (``audit_record``, inside the transaction
+that made the change), so this app imports none of them.
+"""
 
 from dataclasses import dataclass
 from typing import Any
@@ -7,7 +11,18 @@ from django.db import models
 
 from common.http import client_ip
 
-from .models import ApiKey, AuditEvent, Workspace
+from .models import AuditEvent
+
+
+def _api_key_of(request) -> Any:
+    """The API key a request authenticated with, if any.
+
+    DRF puts it in ``request.auth`` (sessions leave ``None`` there; plain
+    Django requests have no ``auth``). The key's class is the one the audit
+    row points at, so audit needs no import of ``workspaces``.
+    """
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, AuditEvent.actor_api_key.field.related_model) else None
 
 
 @dataclass(frozen=True)
@@ -15,14 +30,13 @@ class Actor:
     """Who is acting: a signed-in user, an API key, or the system (neither)."""
 
     user: Any = None
-    api_key: ApiKey | None = None
+    api_key: Any = None
     ip: str | None = None
 
     @classmethod
     def from_request(cls, request) -> "Actor":
-        api_key = request.auth if isinstance(getattr(request, "auth", None), ApiKey) else None
         user = request.user if request.user.is_authenticated else None
-        return cls(user=user, api_key=api_key, ip=client_ip(request))
+        return cls(user=user, api_key=_api_key_of(request), ip=client_ip(request))
 
     @property
     def label(self) -> str:
@@ -38,7 +52,7 @@ SYSTEM = Actor()
 
 def audit_record(
     *,
-    workspace: Workspace | None,
+    workspace: models.Model | None,
     actor: Actor,
     action: str,
     target: models.Model | None = None,
