@@ -6,6 +6,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import Actor
 from connections.models import Connection, EventKind, Status
 from connections.refresh import claim_due
 from connections.services import connection_create
@@ -13,8 +15,6 @@ from connections.tasks import refresh_connections
 from tests.connections.helpers import api_url, exact_consent, finish_flow, start_flow
 from tests.fixtures.connections import make_exact_client
 from tests.refresh.helpers import token_url, tokens_client
-from workspaces.audit import Actor
-from workspaces.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
