@@ -105,6 +105,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# dumpdata writes secrets as ciphertext; these loaddata formats decrypt them again.
+SERIALIZATION_MODULES = {fmt: f"common.serializers.{fmt}" for fmt in ("json", "jsonl", "yaml", "xml", "python")}
 
 # --- Cache (allauth's rate limits need a real one) ------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -144,6 +146,7 @@ ACCOUNT_RATE_LIMITS = {
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Tokenkeeper"
+MFA_ADAPTER = "common.mfa.MFAAdapter"  # TOTP keys and recovery seeds encrypted with FIELD_ENCRYPTION_KEYS
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
