@@ -196,6 +196,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (413) and, for JSON, in nesting (400).
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.JSONParser",
+        "common.parsers.FormParser",
+        "common.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
