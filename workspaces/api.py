@@ -22,15 +22,20 @@ from .serializers import (
 )
 from .tenancy import IsUserOrApiKey, WorkspaceAPIMixin
 
+# Responses that show a secret once (a new key, an invitation link) must not be kept by any cache.
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 class PeopleOnlyWrites:
     """Keys may read these objects; only signed-in admins may change them."""
+
+    key_write_refusal = "API keys cannot manage people or keys; sign in as a workspace admin."
 
     def resolve_workspace(self, request) -> None:
         if isinstance(request.auth, ApiKey) and request.method not in ("GET", "HEAD", "OPTIONS"):
             if request.auth.workspace.slug != self.kwargs["workspace"]:
                 raise exceptions.NotFound("No such workspace.")
-            raise exceptions.PermissionDenied("API keys cannot manage people or keys; sign in as a workspace admin.")
+            raise exceptions.PermissionDenied(self.key_write_refusal)
         super().resolve_workspace(request)
 
 
@@ -67,7 +72,9 @@ class WorkspaceListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class WorkspaceDetailView(WorkspaceAPIMixin, APIView):
+class WorkspaceDetailView(PeopleOnlyWrites, WorkspaceAPIMixin, APIView):
+    key_write_refusal = "API keys cannot change workspace settings; sign in as a workspace admin."
+
     @extend_schema(responses=WorkspaceSerializer)
     def get(self, request, workspace):
         return Response(self._body())
@@ -139,7 +146,7 @@ class InvitationViewSet(
             workspace=self.workspace, actor=self.actor, **data.validated_data
         )
         invitation.accept_url = services.invitation_accept_url(token)
-        return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+        return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
     @extend_schema(request=None, responses=InvitationSerializer)
     def destroy(self, request, workspace, pk):
@@ -168,7 +175,7 @@ class ApiKeyViewSet(
         data.is_valid(raise_exception=True)
         key, raw = services.api_key_create(workspace=self.workspace, actor=self.actor, **data.validated_data)
         key.key = raw
-        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
     @extend_schema(request=None, responses=ApiKeySerializer)
     def destroy(self, request, workspace, pk):
