@@ -284,3 +284,18 @@ def test_a_bad_item_in_a_list_is_named_by_its_position(team, api):
     assert error["fields"] == {"scopes": ['[1]: "bogus" is not a valid choice.']}
     assert error["message"] == '[1]: "bogus" is not a valid choice.'
     assert snapshot() == before
+
+
+def test_a_name_stored_before_line_breaks_were_refused_cannot_break_a_notification(team, books):
+    """Rows from before the rule: the e-mail subject is still one header line."""
+    from connections.notifications import _send
+
+    Connection.objects.filter(pk=books.pk).update(name="Books\r\nBcc: everyone@example.com")
+    books.refresh_from_db()
+
+    _send(books, "connections/email/recovered.txt", f"[Tokenkeeper] Connection “{books.name}” works again")
+
+    assert [m.subject for m in mail.outbox] == [
+        "[Tokenkeeper] Connection “Books Bcc: everyone@example.com” works again"
+    ] * len(mail.outbox)
+    assert mail.outbox and all(m.extra_headers == {} and m.bcc == [] for m in mail.outbox)
