@@ -1,4 +1,7 @@
-"""Django admin building blocks: read-mostly, audited staff changes."""
+"""Django admin building blocks. Every registered admin is read-only (this
+module) or audits every change (``audit.staff.AuditedAdmin``);
+``tests/security/test_admin_audit.py`` checks that rule over ``admin.site``.
+"""
 
 from django.contrib import admin
 

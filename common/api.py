@@ -1,6 +1,7 @@
 """Cross-cutting REST API pieces: one error shape and pagination."""
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
@@ -9,6 +10,7 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common.errors import ServiceError
+from common.parsers import too_large
 
 
 class Pagination(PageNumberPagination):
@@ -22,6 +24,36 @@ def _error_body(code: str, message: str, fields: dict | None = None) -> dict:
     if fields:
         body["error"]["fields"] = fields
     return body
+
+
+def error_messages(errors, path: str = "") -> list[str]:
+    """Readable messages from DRF's nested errors: ``{1: ["…"]}`` becomes ``["[1]: …"]``, never a repr."""
+    if isinstance(errors, dict):
+        return [
+            message
+            for key, value in errors.items()
+            for message in error_messages(
+                value, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+            )
+        ]
+    if isinstance(errors, list | tuple):
+        return [message for error in errors for message in error_messages(error, path)]
+    return [f"{path}: {errors}" if path else str(errors)]
+
+
+def _validation_body(detail, code: str) -> dict:
+    if not isinstance(detail, dict):
+        return _error_body(code, " ".join(error_messages(detail)))
+    detail = dict(detail)
+    non_field = error_messages(detail.pop("non_field_errors", []))
+    fields = {name: error_messages(errors) for name, errors in detail.items()}
+    if non_field:
+        message = non_field[0]
+    elif len(fields) == 1 and next(iter(fields.values())):
+        message = next(iter(fields.values()))[0]
+    else:
+        message = "Some fields are not valid."
+    return _error_body(code, message, fields)
 
 
 def exception_handler(exc, context):
@@ -40,32 +72,17 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):  # Django's own limit, e.g. on multipart fields
+        exc = too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        detail = exc.detail
-        if isinstance(detail, dict):
-            non_field = detail.pop("non_field_errors", None)
-            if non_field:
-                message = str(non_field[0])
-            elif len(detail) == 1:
-                errors = next(iter(detail.values()))
-                message = str(errors[0] if isinstance(errors, list) and errors else errors)
-            else:
-                message = "Some fields are not valid."
-            fields = {
-                name: [str(e) for e in (errors if isinstance(errors, list) else [errors])]
-                for name, errors in detail.items()
-            }
-            response.data = _error_body(invalid_code, message, fields)
-        else:
-            errors = detail if isinstance(detail, list) else [detail]
-            response.data = _error_body(invalid_code, " ".join(str(e) for e in errors))
+        response.data = _validation_body(exc.detail, invalid_code)
     else:
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-        response.data = _error_body(str(code), str(detail))
+        response.data = _error_body(str(code), " ".join(error_messages(detail)))
     return response
 
 

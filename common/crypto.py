@@ -78,12 +78,34 @@ class Secret(str):
         return "Secret('********')"
 
 
+# Marks ciphertext in exports (dumpdata); common/serializers turns it back into the secret on loaddata.
+EXPORT_PREFIX = "tokenkeeper-encrypted:"
+
+
+def reveal_exported(value):
+    """The secret behind an exported value, or the value itself if it is not one."""
+    if isinstance(value, str) and value.startswith(EXPORT_PREFIX):
+        return Secret(decrypt(value.removeprefix(EXPORT_PREFIX)))
+    return value
+
+
 class EncryptedTextField(models.TextField):
     """A text column holding Fernet ciphertext; Python sees the plaintext.
 
     Empty strings are stored as empty strings (nothing to hide). A value no key
-    decrypts raises DecryptionError instead of leaking ciphertext.
+    decrypts raises DecryptionError instead of leaking ciphertext. Exports
+    (``dumpdata``) carry ciphertext, never the secret: see ``value_to_string``.
     """
+
+    def value_to_string(self, obj) -> str:
+        # Serializers call this; ``to_python`` does not undo it, so a marked value
+        # typed into a form is just text. Only loaddata's deserializers
+        # (common/serializers) turn it back into the secret.
+        value = self.value_from_object(obj)
+        if not value:
+            return ""
+        ciphertext = str(value) if isinstance(value, Ciphertext) else encrypt(str(value))
+        return EXPORT_PREFIX + ciphertext
 
     def from_db_value(self, value, expression, connection):
         if value is None or value == "":

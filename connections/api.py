@@ -72,7 +72,7 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
     def authorize(self, request, pk):
         """A single-use Tokenkeeper URL that an end user opens in a browser to (re)authorize."""
         link, url = flow.connect_link_create(workspace=self.workspace, connection=self.get_object(), actor=self.actor)
-        return Response({"connect_url": url, "expires_at": link.expires_at})
+        return Response({"connect_url": url, "expires_at": link.expires_at}, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=None, responses=ConnectionSerializer)
     @action(detail=True, methods=["post"], url_path="disconnect")

@@ -92,8 +92,13 @@ def _fail(connection: Connection, message: str) -> FlowError:
     return FlowError(message, connection)
 
 
-def _claim_state(state: str) -> AuthorizationState:
-    """Mark the state used, committed before anything else, so a replay always fails."""
+def _claim_state(state: str, session) -> AuthorizationState:
+    """Mark this browser's state used, committed before anything else, so a replay always fails.
+
+    A state that another browser started, or that was already used, changes
+    nothing: not the state (the right browser can still finish), not the
+    connection (no error written on it for a callback that is not its flow's).
+    """
     with transaction.atomic():
         record = (
             AuthorizationState.objects.select_for_update()
@@ -106,13 +111,18 @@ def _claim_state(state: str) -> AuthorizationState:
                 "This authorization response does not belong to a flow Tokenkeeper started "
                 "(unknown state). Start the connection again."
             )
-        replayed = record.used_at is not None
-        if not replayed:
-            record.used_at = timezone.now()
-            record.save(update_fields=["used_at"])
-    if replayed:
-        # Recorded outside the transaction above, like every other flow error.
-        raise _fail(record.connection, "This authorization response was already used. Start the connection again.")
+        binding = session.get(SESSION_KEY)
+        if not binding or sha256_hex(binding) != record.session_binding:
+            raise FlowError(
+                "This authorization was started in another browser session. Start it again in this browser.",
+                record.connection,
+            )
+        if record.used_at is not None:
+            raise FlowError(
+                "This authorization response was already used. Start the connection again.", record.connection
+            )
+        record.used_at = timezone.now()
+        record.save(update_fields=["used_at"])
     return record
 
 
@@ -121,15 +131,10 @@ def flow_complete(*, session, params) -> FlowResult:
     state = params.get("state") or ""
     if not state:
         raise FlowError("The provider's answer carried no state. Start the connection again.")
-    record = _claim_state(state)
+    record = _claim_state(state, session)
     connection = record.connection
     if record.expires_at <= timezone.now():
         raise _fail(connection, "The authorization took longer than 10 minutes and expired. Start again.")
-    binding = session.get(SESSION_KEY)
-    if not binding or sha256_hex(binding) != record.session_binding:
-        raise _fail(
-            connection, "This authorization was started in another browser session. Start it again in this browser."
-        )
     if params.get("error"):
         error = params["error"]
         described = PROVIDER_ERRORS.get(error, f"The provider reported an error: {error}.")

@@ -23,6 +23,7 @@ def _send(connection: Connection, template: str, subject: str) -> None:
         "url": f"{settings.PUBLIC_BASE_URL}/w/{connection.workspace.slug}/connections/{connection.id}/",
     }
     body = render_to_string(template, context)
+    subject = " ".join(subject.split())  # one header line, even for a name stored before line breaks were refused
     for email in recipients(connection):
         send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
 

@@ -4,7 +4,10 @@ Authlib builds the authorization URL (state, PKCE S256), authenticates the
 client at the token endpoint (client_secret_basic or client_secret_post) and
 parses token responses. This module adds what a refresh engine needs on top:
 the HTTP status and headers of a failed token request, classified as
-transient, permanent or "too early", and an SSRF check before every call.
+transient, permanent or "too early". Every call goes through
+``common.outbound``'s guard: the SSRF check right before sending, and no
+redirect followed (a redirect is a transient failure with a clear message:
+the secret or token went only to the configured URL).
 """
 
 import functools
@@ -21,7 +24,9 @@ from authlib.integrations.requests_client import OAuth2Session
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
-from common.netguard import UnsafeURLError, assert_public_url
+from common.netguard import UnsafeURLError
+from common.outbound import GuardedSessionMixin, RedirectRefused
+from common.outbound import request as outbound_request
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +91,12 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+class GuardedOAuth2Session(GuardedSessionMixin, OAuth2Session):
+    """Authlib's session with the outbound rules: SSRF check per request, no redirects."""
+
+
 def _session(client, **kwargs) -> OAuth2Session:
-    return OAuth2Session(
+    return GuardedOAuth2Session(
         client_id=client.client_id,
         client_secret=client.client_secret,
         token_endpoint_auth_method=client.token_endpoint_auth_method,
@@ -179,10 +188,6 @@ def _environment_settings(url: str) -> dict:
 
 
 def _token_request(client, call) -> TokenSet:
-    try:
-        assert_public_url(client.token_url)
-    except UnsafeURLError as exc:
-        raise TokenEndpointError(f"Token URL refused: {exc}", kind=PERMANENT) from None
     seen: dict[str, requests.Response] = {}
 
     def keep(resp):
@@ -199,6 +204,12 @@ def _token_request(client, call) -> TokenSet:
     try:
         # Not closed: that would close the thread's pool. The session holds nothing else.
         return _token_set(call(session))
+    except UnsafeURLError as exc:  # before ValueError, its base class
+        raise TokenEndpointError(f"Token URL refused: {exc}", kind=PERMANENT) from None
+    except RedirectRefused as exc:
+        # Transient, not permanent: a misconfigured or hijacked endpoint should not
+        # destroy the connection; the refresh token went only to the configured URL.
+        raise TokenEndpointError(exc.describe("token endpoint"), kind=TRANSIENT, status=exc.status) from None
     except (OAuthError, requests.HTTPError, ValueError) as exc:
         raise _classify(seen.get("response"), exc) from None
     except requests.RequestException as exc:
@@ -236,12 +247,14 @@ def fetch_identity(client, *, access_token: str):
     if not url:
         return None
     try:
-        assert_public_url(url)
-        response = requests.get(
+        response = outbound_request(
+            "GET",
             url,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
             timeout=(CONNECT_TIMEOUT, 30),
         )
+    except RedirectRefused as exc:
+        raise IdentityError(exc.describe("identity endpoint")) from None
     except (UnsafeURLError, requests.RequestException) as exc:
         raise IdentityError(f"Could not reach the identity endpoint: {type(exc).__name__}.") from None
     if response.status_code != 200:

@@ -5,7 +5,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from audit.services import Actor, audit_record
-from common.errors import ServiceError
+from common.errors import CONTROL_CHARACTERS_MESSAGE, ServiceError, clean_name, has_control_characters
 from common.netguard import UnsafeURLError, check_url
 
 from .models import OAuthClient
@@ -83,21 +83,27 @@ def _validate(data: dict, *, workspace, instance: OAuthClient | None) -> dict:
     def fail(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
 
-    name = (data.get("name") or "").strip()
-    if not name:
-        fail("name", "Give the client a name, e.g. “Exact Online NL”.")
-    elif len(name) > 100:
-        fail("name", "The name can be at most 100 characters.")
-    elif workspace.oauth_clients.filter(name__iexact=name).exclude(pk=getattr(instance, "pk", None)).exists():
-        fail("name", f"A client named “{name}” already exists in this workspace.")
+    try:
+        name = clean_name(data.get("name"), empty_message="Give the client a name, e.g. “Exact Online NL”.")
+    except ServiceError as exc:
+        name = (data.get("name") or "").strip()
+        fail("name", exc.message)
+    else:
+        if workspace.oauth_clients.filter(name__iexact=name).exclude(pk=getattr(instance, "pk", None)).exists():
+            fail("name", f"A client named “{name}” already exists in this workspace.")
     data["name"] = name
     data["client_id"] = (data.get("client_id") or "").strip()
     if not data["client_id"]:
         fail("client_id", "Enter the Client ID from the provider's app registration.")
+    elif has_control_characters(data["client_id"]):
+        fail("client_id", CONTROL_CHARACTERS_MESSAGE)
     for field in URL_FIELDS:
         value = (data.get(field) or "").strip()
         data[field] = value
         if not value and field in ("api_base_url", "identity_url"):
+            continue
+        if has_control_characters(value):  # urlsplit would quietly drop tabs and line breaks
+            fail(field, CONTROL_CHARACTERS_MESSAGE)
             continue
         try:
             check_url(value)
@@ -111,6 +117,8 @@ def _validate(data: dict, *, workspace, instance: OAuthClient | None) -> dict:
     if data.get("token_endpoint_auth_method") not in dict(AUTH_METHODS):
         fail("token_endpoint_auth_method", "Choose client_secret_basic or client_secret_post.")
     data["scopes"] = " ".join((data.get("scopes") or "").replace(",", " ").split())
+    if has_control_characters(data["scopes"]):
+        fail("scopes", CONTROL_CHARACTERS_MESSAGE)
     data["use_pkce"] = bool(data.get("use_pkce"))
     if errors:
         first = next(iter(errors.values()))[0]

@@ -24,13 +24,18 @@ from .serializers import (
 )
 from .tenancy import IsUserOrApiKey, WorkspaceAPIMixin
 
+# Responses that show a secret once (a new key, an invitation link) must not be kept by any cache.
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 class PeopleOnlyWrites:
     """Keys may read these objects; only signed-in admins may change them."""
 
+    key_write_refusal = "API keys cannot manage people or keys; sign in as a workspace admin."
+
     def api_key_refusal(self, request) -> str | None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
-            return "API keys cannot manage people or keys; sign in as a workspace admin."
+            return self.key_write_refusal
         return super().api_key_refusal(request)
 
 
@@ -67,8 +72,10 @@ class WorkspaceListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class WorkspaceDetailView(WorkspaceAPIMixin, APIView):
-    """The workspace; admins rename it."""
+class WorkspaceDetailView(PeopleOnlyWrites, WorkspaceAPIMixin, APIView):
+    """The workspace; signed-in admins rename it (API keys may only read it)."""
+
+    key_write_refusal = "API keys cannot change workspace settings; sign in as a workspace admin."
 
     @extend_schema(responses=WorkspaceSerializer)
     def get(self, request):
@@ -143,7 +150,7 @@ class InvitationViewSet(
             workspace=self.workspace, actor=self.actor, **data.validated_data
         )
         invitation.accept_url = services.invitation_accept_url(token)
-        return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+        return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
     @extend_schema(request=None, responses=InvitationSerializer)
     def destroy(self, request, pk):
@@ -172,7 +179,7 @@ class ApiKeyViewSet(
         data.is_valid(raise_exception=True)
         key, raw = services.api_key_create(workspace=self.workspace, actor=self.actor, **data.validated_data)
         key.key = raw
-        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
     @extend_schema(request=None, responses=ApiKeySerializer)
     def destroy(self, request, pk):

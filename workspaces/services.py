@@ -5,6 +5,7 @@ audit event for the change and raises ServiceError (changing nothing) when a
 rule refuses it.
 """
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,11 +18,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.services import Actor, audit_record
-from common.errors import ServiceError, clean_name
+from common.errors import ServiceError, UnavailableError, clean_name, refuse_control_characters
 
 from .keys import new_api_key, new_invitation_token
 from .models import ApiKey, Invitation, Membership, Role, Scope, Workspace
 from .selectors import admins_count, invitation_by_token
+
+logger = logging.getLogger(__name__)
 
 RESERVED_SLUGS = {"new", "admin", "api", "static", "accounts", "invitations"}
 
@@ -177,14 +180,20 @@ def invitation_accept_url(token: str) -> str:
     return f"{settings.PUBLIC_BASE_URL}/invitations/{token}/"
 
 
-@transaction.atomic
-def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Actor) -> tuple[Invitation, str]:
-    """Invite someone by e-mail. Returns the invitation and its one-time token."""
+def _clean_email(email: str | None) -> str:
     email = (email or "").strip().lower()
     try:
         validate_email(email)
     except ValidationError:
         raise ServiceError("Enter a valid e-mail address.", field="email") from None
+    # validate_email lets no line break through today; the address goes into a mail header.
+    return refuse_control_characters(email, field="email")
+
+
+@transaction.atomic
+def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Actor) -> tuple[Invitation, str]:
+    """Invite someone by e-mail. Returns the invitation and its one-time token."""
+    email = _clean_email(email)
     _ensure_valid_role(role)
     if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
         raise ServiceError(f"{email} is already a member of this workspace.", field="email")
@@ -214,14 +223,45 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Act
         data={"email": email, "role": role},
     )
     url = invitation_accept_url(raw)
-    transaction.on_commit(lambda: _send_invitation_email(invitation, url, actor))
+    transaction.on_commit(lambda: _deliver_invitation(invitation, url, actor))
     return invitation, raw
+
+
+def _deliver_invitation(invitation: Invitation, url: str, actor: Actor) -> None:
+    """Send the e-mail once the invitation is committed; if sending fails, withdraw it and say so.
+
+    Runs after the commit, so it raises out of ``invitation_create``: the
+    caller gets an UnavailableError and no invitation is left that nobody was told about.
+    """
+    try:
+        _send_invitation_email(invitation, url, actor)
+    except (OSError, ValueError) as exc:  # SMTP and network errors (OSError), bad headers (ValueError)
+        logger.warning("Invitation e-mail for workspace %s failed: %s", invitation.workspace.slug, exc)
+        _invitation_withdraw_undelivered(invitation, actor, reason=type(exc).__name__)
+        raise UnavailableError(
+            f"The invitation e-mail to {invitation.email} could not be sent, so no invitation was made. "
+            "Try again later; if it keeps failing, the e-mail settings of Tokenkeeper need a look.",
+            code="email_failed",
+        ) from None
+
+
+@transaction.atomic
+def _invitation_withdraw_undelivered(invitation: Invitation, actor: Actor, *, reason: str) -> None:
+    audit_record(
+        workspace=invitation.workspace,
+        actor=actor,
+        action="invitation.email_failed",
+        target=invitation,
+        data={"email": invitation.email, "error": reason, "withdrawn": True},
+    )
+    Invitation.objects.filter(pk=invitation.pk).delete()
 
 
 def _send_invitation_email(invitation: Invitation, url: str, actor: Actor) -> None:
     context = {"invitation": invitation, "url": url, "inviter": actor.label}
+    workspace_name = " ".join(invitation.workspace.name.split())  # one header line, even for an old name
     send_mail(
-        subject=f"[Tokenkeeper] You are invited to {invitation.workspace.name}",
+        subject=f"[Tokenkeeper] You are invited to {workspace_name}",
         message=render_to_string("workspaces/email/invitation.txt", context),
         from_email=None,
         recipient_list=[invitation.email],
@@ -310,11 +350,7 @@ def invitations_purge_expired(*, older_than_days: int = 30) -> int:
 @transaction.atomic
 def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], actor: Actor) -> tuple[ApiKey, str]:
     """Create a key. Returns it with the raw secret, which is never retrievable again."""
-    name = (name or "").strip()
-    if not name:
-        raise ServiceError("Give the key a name that says what uses it.", field="name")
-    if len(name) > 100:
-        raise ServiceError("The name can be at most 100 characters.", field="name")
+    name = clean_name(name, empty_message="Give the key a name that says what uses it.")
     scopes = sorted(set(scopes or []))
     unknown = [s for s in scopes if s not in Scope.values]
     if not scopes or unknown:

@@ -184,8 +184,12 @@ class ApiKeysView(WorkspaceViewMixin, TemplateView):
             except ServiceError as error:
                 add_service_error(form, error)
             else:
-                # Rendered, not redirected: the raw key exists only in this response.
-                return self.render_to_response(self.get_context_data(new_key=key, new_key_raw=raw, form=ApiKeyForm()))
+                # Rendered, not redirected: the raw key exists only in this response, which no cache may keep.
+                response = self.render_to_response(
+                    self.get_context_data(new_key=key, new_key_raw=raw, form=ApiKeyForm())
+                )
+                response["Cache-Control"] = "no-store"
+                return response
         return self.render_to_response(self.get_context_data(form=form))
 
 

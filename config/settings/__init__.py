@@ -3,7 +3,9 @@
 With nothing set, Tokenkeeper runs on a SQLite file and Celery's filesystem
 broker under ``var/``, so ``make run`` needs no service. ``DATABASE_URL`` and
 ``CELERY_BROKER_URL``/``REDIS_URL`` switch to PostgreSQL and Redis.
-``TOKENKEEPER_ENV=production`` turns on the production checks.
+``TOKENKEEPER_ENV=production`` turns on the production checks: it refuses
+to start without its secrets, with development keys, with insecure URLs
+allowed, on SQLite or without Redis (config/production.py).
 """
 
 from pathlib import Path
@@ -12,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
+from config.production import production_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("TOKENKEEPER_VAR_DIR", str(BASE_DIR / "var")))
@@ -106,6 +109,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# dumpdata writes secrets as ciphertext; these loaddata formats decrypt them again.
+SERIALIZATION_MODULES = {fmt: f"common.serializers.{fmt}" for fmt in ("json", "jsonl", "yaml", "xml", "python")}
 
 # --- Cache (allauth's rate limits need a real one) ------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -145,6 +150,7 @@ ACCOUNT_RATE_LIMITS = {
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Tokenkeeper"
+MFA_ADAPTER = "common.mfa.MFAAdapter"  # TOTP keys and recovery seeds encrypted with FIELD_ENCRYPTION_KEYS
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
@@ -191,6 +197,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (413) and, for JSON, in nesting (400).
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.JSONParser",
+        "common.parsers.FormParser",
+        "common.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -278,6 +290,22 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# --- Production refuses unsafe settings (config/production.py) -----------------------
+if PRODUCTION:
+    _problems = production_problems(
+        secret_key=SECRET_KEY,
+        dev_secret_key=_DEV_SECRET_KEY,
+        field_keys=FIELD_ENCRYPTION_KEYS,
+        dev_field_key=_DEV_FIELD_KEY,
+        insecure_urls=OAUTH_ALLOW_INSECURE_URLS,
+        database_engine=DATABASES["default"]["ENGINE"],
+        redis_url=REDIS_URL,
+    )
+    if _problems:
+        raise ImproperlyConfigured(
+            "Production mode refuses to start:\n" + "\n".join(f"- {problem}" for problem in _problems)
+        )
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,11 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_SECRET_KEY = "k3Y-" + "x7Qp9LmZ2vB8nR4tW6yC1dF5gH0jK3sA" * 2
+# Production also needs PostgreSQL and Redis (nothing connects to them here).
+PRODUCTION_SERVICES = {
+    "DATABASE_URL": "postgres://tokenkeeper@db.example.com:5432/tokenkeeper",
+    "REDIS_URL": "redis://redis.example.com:6379/0",
+}
 
 
 def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
@@ -47,6 +52,7 @@ def test_production_starts_with_its_secrets(tmp_path):
         tmp_path,
         SECRET_KEY=PRODUCTION_SECRET_KEY,
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        **PRODUCTION_SERVICES,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -60,6 +66,7 @@ def test_production_passes_the_deployment_checks(tmp_path):
         FIELD_ENCRYPTION_KEYS=f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
         ALLOWED_HOSTS="tokenkeeper.example.com",
         PUBLIC_BASE_URL="https://tokenkeeper.example.com",
+        **PRODUCTION_SERVICES,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

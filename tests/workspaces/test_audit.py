@@ -9,6 +9,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import Actor
 from tests.factories import make_api_key
+from tests.oauthclients.helpers import generic_body
 from workspaces.models import ApiKey, Invitation, Membership, Workspace
 from workspaces.services import invitation_create
 
@@ -158,8 +159,8 @@ def test_change_is_recorded_with_actor_target_address_and_time(team, ids, api, c
 
 def test_change_made_with_an_api_key_names_the_key(team, api):
     raw = make_api_key(team.a, scopes=["write"], name="Deploy bot")
-    api.as_key(raw).patch(f"{ACME}/", {"name": "Acme Corp"}, format="json", REMOTE_ADDR=IP)
-    event = AuditEvent.objects.get(action="workspace.renamed")
+    api.as_key(raw).post(f"{ACME}/oauth-clients/", generic_body(), format="json", REMOTE_ADDR=IP)
+    event = AuditEvent.objects.get(action="oauth_client.created")
     assert event.actor is None
     assert event.actor_api_key.name == "Deploy bot"
     assert event.actor_label == f"API key Deploy bot (tk_{raw.split('_')[1]}_…)"

@@ -1,11 +1,15 @@
 """Re-encrypt every stored secret with the first key of FIELD_ENCRYPTION_KEYS.
 
+That is every EncryptedTextField, and the two-factor secrets inside allauth's
+MFA authenticators (common/mfa.py).
+
 Rotation: put a new key first in FIELD_ENCRYPTION_KEYS (keep the old ones
 after it), deploy, run this command, then drop the old keys. Each batch is
 its own transaction and rows already on the first key are skipped, so the
 command is safe to interrupt and run again.
 """
 
+from allauth.mfa.models import Authenticator
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -13,6 +17,7 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
 from common.crypto import Ciphertext, DecryptionError, EncryptedTextField, is_encrypted_with_primary_key, rotate
+from common.mfa import map_secrets
 
 
 def encrypted_fields() -> list[tuple[type, list[str]]]:
@@ -48,6 +53,7 @@ class Command(BaseCommand):
                 done += len(rows)
                 self.stdout.write(f"{label}: {done}/{count} rows checked, {rotated} re-encrypted")
             total_rotated += rotated
+        total_rotated += self._rotate_authenticators(batch_size)
         self.stdout.write(self.style.SUCCESS(f"Done: {total_rotated} rows re-encrypted with the first key."))
 
     def _batch(self, model, fields, last_pk, size):
@@ -71,3 +77,37 @@ class Command(BaseCommand):
         if updates:
             model._default_manager.filter(pk=row["pk"]).update(**updates)
         return 1 if updates else 0
+
+    def _rotate_authenticators(self, batch_size: int) -> int:
+        label = Authenticator._meta.label
+        count = Authenticator.objects.count()
+        done = rotated = 0
+        last_pk = 0
+        while True:
+            with transaction.atomic():
+                # Locked: a recovery code used meanwhile changes the same JSON (used_mask).
+                rows = list(
+                    Authenticator.objects.select_for_update()
+                    .filter(pk__gt=last_pk)
+                    .order_by("pk")
+                    .values("pk", "data")[:batch_size]
+                )
+                for row in rows:
+                    data = map_secrets(row["data"], lambda value, pk=row["pk"]: self._rotated(value, label, pk))
+                    if data != row["data"]:
+                        Authenticator.objects.filter(pk=row["pk"]).update(data=data)
+                        rotated += 1
+            if not rows:
+                break
+            last_pk = rows[-1]["pk"]
+            done += len(rows)
+            self.stdout.write(f"{label}: {done}/{count} rows checked, {rotated} re-encrypted")
+        return rotated
+
+    def _rotated(self, value: str, label: str, pk) -> str:
+        if is_encrypted_with_primary_key(value):
+            return value
+        try:
+            return rotate(value)
+        except DecryptionError as exc:
+            raise CommandError(f"{label} {pk}: {exc}") from None

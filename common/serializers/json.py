@@ -1,0 +1,8 @@
+"""Django's json format, loading exported secrets (see common/serializers/__init__.py)."""
+
+from django.core.serializers import json as base
+
+from common.serializers import revealing
+
+Serializer = base.Serializer
+Deserializer = revealing(base.Deserializer)
