@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     rb.setup_django(env)
     from django.db import connection, transaction
 
-    from connections.refresh import refresh_claimed
+    from connections.refresh import Batch, refresh_claimed, write_history
 
     exact = rb.Provider(args.latency, args.tls_files)
     try:
@@ -72,7 +72,9 @@ def main(argv=None) -> int:
             c0, w0 = time.thread_time(), time.perf_counter()
             if profiler:
                 profiler.enable()
-            results = [refresh_claimed(connection_id=i, lease_token=lease).outcome for i in ids]
+            batch = Batch()
+            results = [refresh_claimed(connection_id=i, lease_token=lease, batch=batch).outcome for i in ids]
+            write_history(batch.events)
             if profiler:
                 profiler.disable()
             cpu, wall = time.thread_time() - c0, time.perf_counter() - w0

@@ -57,6 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import baseline  # noqa: E402 (after the path is set)
+
 BENCH_DB = "tokenkeeper_bench"
 CLIENT_ID = "bench-exact-client"
 CLIENT_SECRET = "bench-exact-secret-8Qm2"  # the emulator's, not a real one
@@ -1142,6 +1144,14 @@ def parse_args(argv=None):
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/9", help="Redis database to use (flushed!)")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     p.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database afterwards")
+    p.add_argument(
+        "--baseline",
+        nargs="?",
+        const="origin/main",
+        metavar="REF",
+        help="first run the engine phase of git REF (default origin/main) from a temporary worktree with its own "
+        "virtualenv, on identical data, then this one, and print both with their ratio",
+    )
     args = p.parse_args(argv)
     args.phases = [x.strip() for x in args.phases.split(",") if x.strip()]
     if not set(args.phases) <= {"engine", "sweeper"}:
@@ -1155,8 +1165,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
+    # Before this run takes the bench lock: the baseline's bench takes it too.
+    baseline_report = baseline.run(args.baseline, baseline.engine_argv(argv), log) if args.baseline else None
     var_dir = tempfile.mkdtemp(prefix="tokenkeeper-bench-")
     log_dir = Path(var_dir) / "logs"
     log_dir.mkdir()
@@ -1189,9 +1202,18 @@ def main(argv=None) -> int:
         if not args.keep:
             drop_database(args)
         lock.release()
+    if baseline_report:
+        report["baseline"] = {
+            "ref": baseline_report["ref"],
+            "commit": baseline_report["commit"],
+            "engine": baseline_report.get("engine"),
+            "comparison": baseline.compare(baseline_report, report),
+        }
     out = Path(args.results_dir) / f"refresh_engine-{started:%Y%m%d-%H%M%S}.json"
     out.write_text(json.dumps(report, indent=2, default=str))
     print_summary(report)
+    if baseline_report:
+        baseline.print_comparison(report["baseline"]["comparison"], baseline_report)
     log(f"results: {out} (worker/beat logs: {log_dir})")
     return 1 if interrupted.is_set() else 0
 

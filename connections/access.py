@@ -74,7 +74,7 @@ def connection_access_token(*, connection: Connection) -> AccessToken:
         return AccessToken(
             connection.access_token, connection.token_type or "bearer", connection.access_token_expires_at
         )
-    result = refresh_on_demand(connection_id=connection.id)
+    result = refresh_on_demand(connection=connection)
     connection = result.connection or connection
     now = timezone.now()
     if error := _unusable(connection):

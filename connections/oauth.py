@@ -119,7 +119,7 @@ def authorization_url(client, *, state: str, code_verifier: str | None) -> str:
     return url
 
 
-def _token_set(token: dict) -> TokenSet:
+def token_set(token: dict) -> TokenSet:
     return TokenSet(
         access_token=str(token.get("access_token") or ""),
         refresh_token=str(token.get("refresh_token") or ""),
@@ -134,10 +134,17 @@ def _token_set(token: dict) -> TokenSet:
 def _classify(response: requests.Response | None, exc: Exception) -> TokenEndpointError:
     if response is None:
         return TokenEndpointError(f"Could not reach the token endpoint: {type(exc).__name__}.", kind=TRANSIENT)
-    status = response.status_code
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    error = getattr(exc, "error", "") or ""
-    description = getattr(exc, "description", "") or ""
+    return classify_answer(
+        response.status_code,
+        response.headers,
+        error=getattr(exc, "error", "") or "",
+        description=getattr(exc, "description", "") or "",
+    )
+
+
+def classify_answer(status: int, headers, *, error: str, description: str) -> TokenEndpointError:
+    """A token endpoint's refusal: transient (retry), too early (retry inside the window) or permanent."""
+    retry_after = parse_retry_after(headers.get("Retry-After"))
     detail = f"{error}: {description}" if description else error or f"HTTP {status}"
     if status == 429 or status >= 500:
         return TokenEndpointError(
@@ -147,7 +154,7 @@ def _classify(response: requests.Response | None, exc: Exception) -> TokenEndpoi
             error=error,
             retry_after=retry_after,
         )
-    if response.headers.get("Reason") == "TooEarlyToRefreshTokens" or "not expired" in description:
+    if headers.get("Reason") == "TooEarlyToRefreshTokens" or "not expired" in description:
         return TokenEndpointError(
             f"The provider refused an early refresh ({detail}).",
             kind=TOO_EARLY,
@@ -178,7 +185,7 @@ def _connection_pool() -> HTTPAdapter:
 
 
 @functools.lru_cache(maxsize=512)
-def _environment_settings(url: str) -> dict:
+def environment_settings(url: str) -> dict:
     """What requests reads from the environment for ``url`` (HTTPS_PROXY,
     NO_PROXY, REQUESTS_CA_BUNDLE …), looked up once per process and endpoint
     instead of on every request: the lookup scans os.environ and cost a fifth
@@ -195,7 +202,7 @@ def _token_request(client, call) -> TokenSet:
         return resp
 
     session = _session(client)
-    session.trust_env = False  # read once by _environment_settings
+    session.trust_env = False  # read once by environment_settings
     pool = _connection_pool()
     for prefix in ("https://", "http://"):
         session.mount(prefix, pool)
@@ -203,7 +210,7 @@ def _token_request(client, call) -> TokenSet:
     session.register_compliance_hook("refresh_token_response", keep)
     try:
         # Not closed: that would close the thread's pool. The session holds nothing else.
-        return _token_set(call(session))
+        return token_set(call(session))
     except UnsafeURLError as exc:  # before ValueError, its base class
         raise TokenEndpointError(f"Token URL refused: {exc}", kind=PERMANENT) from None
     except RedirectRefused as exc:
@@ -226,16 +233,7 @@ def exchange_code(client, *, code: str, code_verifier: str | None) -> TokenSet:
             code=code,
             timeout=TIMEOUT,
             **kwargs,
-            **_environment_settings(client.token_url),
-        ),
-    )
-
-
-def refresh_tokens(client, *, refresh_token: str) -> TokenSet:
-    return _token_request(
-        client,
-        lambda s: s.refresh_token(
-            client.token_url, refresh_token=refresh_token, timeout=TIMEOUT, **_environment_settings(client.token_url)
+            **environment_settings(client.token_url),
         ),
     )
 

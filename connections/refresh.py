@@ -32,23 +32,26 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from audit.services import SYSTEM, audit_record
+from oauthclients.models import OAuthClient
 
 from . import threads
 from .events import connection_event
 from .models import Connection, ConnectionEvent, EventKind, Status
 from .notifications import notify_needs_reauth
-from .oauth import PERMANENT, TOO_EARLY, TRANSIENT, TokenEndpointError, refresh_tokens
+from .oauth import PERMANENT, TOO_EARLY, TRANSIENT, TokenEndpointError
+from .token_requests import refresh_tokens
 from .tokens import apply_tokens, refresh_window_opens_at
 
 logger = logging.getLogger(__name__)
@@ -71,6 +74,22 @@ class Outcome(StrEnum):
     DEFERRED = "deferred"  # not attempted: the provider's error or daily budget is used up
     RELEASED = "released"  # a batch past its deadline gave the claim back to the next sweep
     ERROR = "error"  # not the provider's answer (e.g. the database went away); the claim runs out
+
+
+@dataclass
+class Batch:
+    """What the refreshes of one batch share: the OAuth clients they use, read
+    once, and their routine history, written once at the end
+    (``_write_history``)."""
+
+    clients: dict = field(default_factory=dict)
+    events: list[ConnectionEvent] = field(default_factory=list)
+
+    def client(self, client_id) -> OAuthClient:
+        client = self.clients.get(client_id)
+        if client is None:  # two threads may both load it: harmless
+            client = self.clients[client_id] = OAuthClient.objects.get(pk=client_id)
+        return client
 
 
 @dataclass
@@ -163,6 +182,7 @@ def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, 
     how many ended how: ``{"refreshed": 9, "skipped": 1}``.
     """
     deadline = time.monotonic() + batch_seconds()
+    batch = Batch()
 
     def one(item: tuple[int, str]) -> Outcome:
         index, connection_id = item
@@ -170,7 +190,7 @@ def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, 
             _release_claim(connection_id, lease_token)
             return Outcome.RELEASED
         try:
-            return refresh_claimed(connection_id=connection_id, lease_token=lease_token).outcome
+            return refresh_claimed(connection_id=connection_id, lease_token=lease_token, batch=batch).outcome
         except SoftTimeLimitExceeded:
             raise  # the task is out of time: stop here
         except Exception:
@@ -178,7 +198,12 @@ def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, 
             logger.exception("refresh of connection %s failed unexpectedly", connection_id)
             return Outcome.ERROR
 
-    outcomes = threads.run_each(one, list(enumerate(connection_ids)), failed=lambda outcome: outcome == Outcome.ERROR)
+    try:
+        outcomes = threads.run_each(
+            one, list(enumerate(connection_ids)), failed=lambda outcome: outcome == Outcome.ERROR
+        )
+    finally:
+        write_history(batch.events)
     counts = dict(Counter(str(outcome) for outcome in outcomes))
     if counts.get(Outcome.RELEASED):
         logger.warning(
@@ -192,6 +217,24 @@ def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, 
 
 def _release_claim(connection_id, lease_token: uuid.UUID) -> None:
     Connection.objects.filter(id=connection_id, lease_token=lease_token).update(lease_token=None, lease_expires_at=None)
+
+
+def write_history(events: list[ConnectionEvent]) -> None:
+    """The batch's routine ``refreshed`` events, in one INSERT.
+
+    Not in each refresh's transaction: the tokens are (``_succeed``); this is
+    history. On PostgreSQL the commit does not wait for its WAL flush
+    (``synchronous_commit = off`` for this transaction only): a crash in the
+    following fraction of a second can lose these rows, never a token, and
+    ``last_refreshed_at`` on the connection stays right (docs/refresh-engine.md).
+    """
+    if not events:
+        return
+    with transaction.atomic():
+        if db_connection.vendor == "postgresql":
+            with db_connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        ConnectionEvent.objects.bulk_create(events, batch_size=500)
 
 
 # --- 3. Entry points: lock the row, decide, refresh ------------------------------------------------
@@ -214,10 +257,29 @@ def _locked_rows():
     return Connection.objects.select_for_update(of=("self",)).select_related("oauth_client")
 
 
-def refresh_claimed(*, connection_id, lease_token: uuid.UUID) -> RefreshResult:
+_WORKER_COLUMNS = ", ".join(f.column for f in Connection._meta.concrete_fields if f.name not in _WORKER_DEFERRED)
+_WORKER_SELECT = f"SELECT {_WORKER_COLUMNS} FROM connections_connection WHERE id = %s"  # noqa: S608 (model's columns)
+
+
+def _lock_for_worker(connection_id, batch: Batch) -> Connection | None:
+    """``SELECT … FOR UPDATE`` of one row, the columns a worker reads, its client from the batch.
+
+    Written out rather than built by the ORM per refresh: building that query
+    cost a third of a refresh's CPU (docs/benchmarks.md).
+    """
+    lock = " FOR UPDATE" if db_connection.features.has_select_for_update else ""
+    rows = list(Connection.objects.raw(_WORKER_SELECT + lock, [connection_id]))
+    if not rows:
+        return None
+    connection = rows[0]
+    connection.oauth_client = batch.client(connection.oauth_client_id)
+    return connection
+
+
+def refresh_claimed(*, connection_id, lease_token: uuid.UUID, batch: Batch) -> RefreshResult:
     """A worker's refresh of a connection the sweeper claimed with ``lease_token``."""
     with transaction.atomic():
-        connection = _locked_rows().defer(*_WORKER_DEFERRED).filter(pk=connection_id).first()
+        connection = _lock_for_worker(connection_id, batch)
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         if connection.lease_token != lease_token:
@@ -226,10 +288,10 @@ def refresh_claimed(*, connection_id, lease_token: uuid.UUID) -> RefreshResult:
             _release(connection)
             connection.save(update_fields=["lease_token", "lease_expires_at", "interrupted_at", "updated_at"])
             return RefreshResult(Outcome.SKIPPED, connection, reason)
-        return _refresh_locked(connection, lease_token=lease_token, detail="Refreshed.", extra=False)
+        return _refresh_locked(connection, lease_token=lease_token, detail="Refreshed.", extra=False, batch=batch)
 
 
-def refresh_on_demand(*, connection_id) -> RefreshResult:
+def refresh_on_demand(*, connection: Connection) -> RefreshResult:
     """The token API's refresh of a due connection no worker has refreshed yet.
 
     Also a failing connection whose token is gone (or nearly): one attempt
@@ -238,7 +300,7 @@ def refresh_on_demand(*, connection_id) -> RefreshResult:
     its attempt failed a moment ago) and read what it left (single flight).
     """
     with transaction.atomic():
-        connection = _locked_rows().filter(pk=connection_id).first()
+        connection = _locked_rows().filter(pk=connection.pk).first()
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         if reason := not_refreshable(connection) or _not_due_on_demand(connection, timezone.now()):
@@ -251,10 +313,14 @@ def refresh_on_demand(*, connection_id) -> RefreshResult:
         )
 
 
-def refresh_forced(*, connection_id) -> RefreshResult:
-    """An admin's refresh, due or not, but never before the provider's window opens."""
+def refresh_forced(*, connection: Connection) -> RefreshResult:
+    """An admin's refresh, due or not, but never before the provider's window opens.
+
+    ``connection``: looked up by the caller within its workspace; the row is
+    locked and read again here.
+    """
     with transaction.atomic():
-        connection = _locked_rows().filter(pk=connection_id).first()
+        connection = _locked_rows().filter(pk=connection.pk).first()
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         if reason := not_refreshable(connection) or _window_closed(connection, timezone.now()):
@@ -304,9 +370,11 @@ def _window_closed(connection: Connection, now: datetime) -> str:
 
 
 def _refresh_locked(
-    connection: Connection, *, lease_token: uuid.UUID | None, detail: str, extra: bool
+    connection: Connection, *, lease_token: uuid.UUID | None, detail: str, extra: bool, batch: Batch | None = None
 ) -> RefreshResult:
     """Call the token endpoint for a locked connection and store what it answered.
+
+    ``batch``: a worker's batch, which writes the routine history at its end.
 
     ``extra``: an attempt on top of the engine's own (the token API retrying a
     failing connection, a person's "refresh now"), which must leave the
@@ -337,7 +405,7 @@ def _refresh_locked(
         return _fail(connection, error)
     if not tokens.access_token:
         return _fail(connection, TokenEndpointError("The provider answered without an access token.", kind=TRANSIENT))
-    return _succeed(connection, tokens, issued_at, detail=detail)
+    return _succeed(connection, tokens, issued_at, detail=detail, batch=batch)
 
 
 def _policy(connection: Connection):
@@ -424,7 +492,7 @@ _SUCCESS_FIELDS = (
 )
 
 
-def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str) -> RefreshResult:
+def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str, batch: Batch | None) -> RefreshResult:
     was, old_expiry = connection.status, connection.access_token_expires_at
     before = {name: connection.__dict__.get(name, _UNLOADED) for name in _SUCCESS_FIELDS}
     before["token_calls"] -= 1  # counted before the request, on the same object
@@ -435,17 +503,23 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
     connection.last_error = ""
     connection.last_error_at = None
     _release(connection)
-    # Only the columns that changed: the UPDATE is built per refresh, and the
-    # engine does hundreds a second (docs/benchmarks.md).
-    changed = [name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]]
-    connection.save(update_fields=[*changed, "updated_at"])
-    connection_event(
-        connection,
-        EventKind.REFRESHED,
-        detail,
-        expires_at=connection.access_token_expires_at.isoformat(),
-        rotated=bool(tokens.refresh_token),
+    # Only the columns that changed, in the lock's transaction.
+    _save_columns(connection, [name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]])
+    refreshed = ConnectionEvent(
+        connection=connection,
+        kind=EventKind.REFRESHED,
+        detail=detail,
+        data={
+            "expires_at": connection.access_token_expires_at.isoformat(),
+            "rotated": bool(tokens.refresh_token),
+            # Seconds the old token had left when the request went out (inside Exact's window: 0 < lead <= 30).
+            "lead": round((old_expiry - issued_at).total_seconds(), 2) if old_expiry else None,
+        },
     )
+    if batch is not None:
+        batch.events.append(refreshed)
+    else:
+        refreshed.save()
     if was == Status.REFRESH_FAILING:
         unavailable = max((issued_at - old_expiry).total_seconds(), 0) if old_expiry else 0
         connection_event(
@@ -455,6 +529,23 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
             unavailable_seconds=round(unavailable, 1),
         )
     return RefreshResult(Outcome.REFRESHED, connection)
+
+
+_FIELDS = {f.name: f for f in Connection._meta.concrete_fields}
+
+
+def _save_columns(connection: Connection, names: list[str]) -> None:
+    """``UPDATE … SET <these columns> WHERE id = …``: what ``save(update_fields=…)`` does,
+    without building the query anew for each of hundreds of refreshes a second."""
+    connection.updated_at = timezone.now()
+    fields = [_FIELDS[name] for name in (*names, "updated_at")]
+    assignments = ", ".join(f"{db_connection.ops.quote_name(f.column)} = %s" for f in fields)
+    params = [f.get_db_prep_save(getattr(connection, f.attname), db_connection) for f in fields]
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE connections_connection SET {assignments} WHERE id = %s",  # noqa: S608 (model's column names)
+            [*params, _FIELDS["id"].get_db_prep_value(connection.pk, db_connection)],
+        )
 
 
 def _backoff(failures: int) -> float:

@@ -119,7 +119,7 @@ def connection_refresh_now(*, workspace, connection: Connection, actor: Actor) -
     opens = refresh_window_opens_at(connection)
     if opens and timezone.now() < opens:
         return _refresh_when_window_opens(workspace=workspace, connection=connection, actor=actor)
-    result = refresh.refresh_forced(connection_id=connection.pk)
+    result = refresh.refresh_forced(connection=connection)
     if result.outcome == refresh.Outcome.DEFERRED:
         raise ConflictError(f"Not refreshed: {result.message}", code="provider_budget")
     audit_record(

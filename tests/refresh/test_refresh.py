@@ -228,9 +228,9 @@ def proxy_environment(monkeypatch):
         "NO_PROXY",
     ):
         monkeypatch.delenv(name, raising=False)
-    oauth._environment_settings.cache_clear()
+    oauth.environment_settings.cache_clear()
     yield monkeypatch
-    oauth._environment_settings.cache_clear()
+    oauth.environment_settings.cache_clear()
 
 
 def test_token_requests_use_the_proxy_the_environment_names_unless_no_proxy_exempts_it(due, exact, proxy_environment):
@@ -244,8 +244,8 @@ def test_token_requests_use_the_proxy_the_environment_names_unless_no_proxy_exem
     assert refreshes(exact) == 0
 
     proxy_environment.setenv("no_proxy", "127.0.0.1")
-    oauth._environment_settings.cache_clear()  # a restarted worker reads the environment again
-    assert refresh_forced(connection_id=due.pk).outcome == "refreshed"
+    oauth.environment_settings.cache_clear()  # a restarted worker reads the environment again
+    assert refresh_forced(connection=due).outcome == "refreshed"
     assert refreshes(exact, "ok") == 1
 
 
@@ -293,7 +293,7 @@ def test_invalid_grant_needs_reauth_after_one_attempt_and_mails_owner_and_admins
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep_and_run() == ["needs_reauth"]
         assert sweep_and_run() == []  # not due any more: no retry loop
-        assert refresh_on_demand(connection_id=due.pk).outcome == "skipped"
+        assert refresh_on_demand(connection=due).outcome == "skipped"
 
     due = reload(due)
     assert due.status == Status.NEEDS_REAUTH
@@ -370,7 +370,7 @@ def test_the_token_api_finding_a_dead_workers_claim_says_the_refresh_was_interru
     assert lost.status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = refresh_on_demand(connection_id=due.pk).outcome
+        outcome = refresh_on_demand(connection=due).outcome
 
     assert outcome == "needs_reauth"
     assert "interrupted" in reload(due).last_error
