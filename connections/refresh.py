@@ -120,14 +120,23 @@ def sweep(*, enqueue: Callable[[list[uuid.UUID], uuid.UUID], None]) -> int:
 
 
 def claim_due(*, now: datetime | None = None, limit: int = SWEEP_CLAIM_LIMIT) -> tuple[list[uuid.UUID], uuid.UUID]:
-    """Claim up to ``limit`` due connections, most urgent first; returns their ids and the lease token."""
+    """Claim up to ``limit`` due connections, most urgent first; returns their ids and the lease token.
+
+    Most urgent: the token closest to expiring that can still be saved, then
+    those already expired. It only matters when more are due than the
+    workers keep up with (docs/refresh-engine.md, "Overload"); the partial
+    index finds the due rows, so the sort is over the backlog alone.
+    """
     now = now or timezone.now()
     lease = uuid.uuid4()
     with transaction.atomic():
         due = (
             Connection.objects.filter(refresh_due_at__lte=now)
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .order_by("refresh_due_at")
+            .order_by(
+                Case(When(access_token_expires_at__gt=now, then=0), default=1),
+                F("access_token_expires_at").asc(nulls_last=True),
+            )
             .select_for_update(skip_locked=True)
             .values_list("id", flat=True)[:limit]
         )

@@ -248,3 +248,15 @@ def test_the_last_refresh_a_batch_starts_has_the_token_calls_full_timeouts_befor
 @pytest.mark.parametrize(("hard", "soft"), [(150, 140), (5, 4), (12, 9.6)])
 def test_the_soft_time_limit_stays_positive_for_short_hard_limits(hard, soft):
     assert tasks.soft_time_limit_for(hard) == pytest.approx(soft)
+
+
+def test_when_more_are_due_than_claimed_the_tokens_closest_to_expiring_go_first(make):
+    now = timezone.now()
+    later = make("Due, 20 s left", remaining=20)
+    soonest = make("Due, 6 s left", remaining=6)
+    lost = make("Expired 3 s ago", refresh_due_at=now - timedelta(seconds=30))
+    Connection.objects.filter(pk=lost.pk).update(access_token_expires_at=now - timedelta(seconds=3))
+    middle = make("Due, 12 s left", remaining=12)
+
+    assert claim_due(limit=3)[0] == [soonest.pk, middle.pk, later.pk]  # savable tokens first, soonest first
+    assert claim_due(limit=3)[0] == [lost.pk]
