@@ -18,6 +18,11 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["required"] = ["count", "next", "previous", "results"]  # always written; next/previous may be null
+        return paginated
+
 
 def _error_body(code: str, message: str, fields: dict | None = None) -> dict:
     body: dict = {"error": {"code": code, "message": message}}

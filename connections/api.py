@@ -5,6 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from common.errors import ServiceError
+from common.schema import error
 from oauthclients.selectors import oauth_client_get
 from workspaces.tenancy import WorkspaceAPIMixin
 
@@ -17,6 +18,7 @@ from .serializers import (
     AccessTokenSerializer,
     ConnectionCreateSerializer,
     ConnectionEventSerializer,
+    ConnectionRefreshedSerializer,
     ConnectionSerializer,
     ConnectionUpdateSerializer,
     ConnectUrlSerializer,
@@ -83,13 +85,23 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         return Response(ConnectionSerializer(connection).data)
 
     @extend_schema(responses=ConnectionEventSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="events")
+    @action(detail=True, methods=["get"], url_path="events", filter_backends=[])
     def events(self, request, pk):
         connection = self.get_object()
         page = self.paginate_queryset(connection.events.order_by("-created_at"))
         return self.get_paginated_response(ConnectionEventSerializer(page, many=True).data)
 
-    @extend_schema(responses=AccessTokenSerializer)
+    @extend_schema(
+        responses={
+            200: AccessTokenSerializer,
+            409: error(
+                "The connection cannot give tokens: `pending` (not authorized yet), `needs_reauth` or `revoked`."
+            ),
+            503: error(
+                "The token has expired and refreshing it failed (`refresh_failing`); Tokenkeeper keeps retrying."
+            ),
+        }
+    )
     @action(detail=True, methods=["get"], url_path="token")
     def token(self, request, pk):
         """A valid access token now: from the database, or refreshed on demand when due.
@@ -100,7 +112,17 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         token = connection_access_token(connection=self.get_object())
         return Response(token.as_dict(timezone.now()), headers={"Cache-Control": "no-store"})
 
-    @extend_schema(request=None, responses={200: ConnectionSerializer, 202: RefreshScheduledSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: ConnectionRefreshedSerializer,
+            202: RefreshScheduledSerializer,
+            409: error(
+                "Not refreshed: the connection cannot be refreshed (`not_refreshable`: pending, needs "
+                "re-authorization or revoked), or the provider's budget is spent (`provider_budget`)."
+            ),
+        },
+    )
     @action(detail=True, methods=["post"], url_path="refresh")
     def refresh(self, request, pk):
         """Force a refresh now (admins). Respects the provider's window: answers when it will happen."""

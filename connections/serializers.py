@@ -16,7 +16,9 @@ class ConnectionSerializer(serializers.ModelSerializer):
     oauth_client = serializers.UUIDField(source="oauth_client_id", read_only=True)
     oauth_client_name = serializers.CharField(source="oauth_client.name", read_only=True)
     provider = serializers.CharField(source="oauth_client.provider", read_only=True)
-    owner = serializers.EmailField(source="owner.email", read_only=True, default=None)
+    owner = serializers.EmailField(
+        source="owner.email", read_only=True, default=None, allow_null=True, help_text="null: created with an API key."
+    )
     account = AccountSerializer(source="*", read_only=True)
     token_calls_today = serializers.IntegerField(
         read_only=True, help_text="Token-endpoint requests this UTC day (refreshes and failures)."
@@ -54,6 +56,18 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        read_only_fields = fields
+
+
+class ConnectionRefreshedSerializer(ConnectionSerializer):
+    refresh_result = serializers.CharField(
+        read_only=True,
+        help_text="What the refresh did: `refreshed`, `failed` (retried later), `needs_reauth` or `skipped`.",
+    )
+    refresh_detail = serializers.CharField(read_only=True)
+
+    class Meta(ConnectionSerializer.Meta):
+        fields = [*ConnectionSerializer.Meta.fields, "refresh_result", "refresh_detail"]
         read_only_fields = fields
 
 

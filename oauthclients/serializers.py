@@ -1,15 +1,32 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import OAuthClient
 from .providers import AUTH_METHODS, PROVIDER_CHOICES
 
 
+# Lifetimes and the client's id and secret are checked by the service, which reports every problem of a
+# request at once with messages people understand; the schema still says what a valid value is.
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**63 - 1})
+class AccessLifetime(serializers.JSONField):
+    """Milliseconds; empty or null: the provider's default."""
+
+
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": 2**63 - 1})
+class RefreshLifetime(serializers.JSONField):
+    """Milliseconds, 0 for never; empty or null: the provider's default."""
+
+
+@extend_schema_field({"type": "string", "minLength": 1})
+class NotBlank(serializers.CharField):
+    """Refused by the service when blank."""
+
+
 class OAuthClientSerializer(serializers.ModelSerializer):
     """Secrets are write-only: responses never carry them."""
 
-    client_secret = serializers.CharField(
-        write_only=True, required=True, allow_blank=True, style={"input_type": "password"}
-    )
+    client_id = NotBlank(required=True, allow_blank=True, max_length=255)
+    client_secret = NotBlank(write_only=True, required=True, allow_blank=True, style={"input_type": "password"})
     webhook_secret = serializers.CharField(
         write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
     )
@@ -22,8 +39,8 @@ class OAuthClientSerializer(serializers.ModelSerializer):
     token_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
     api_base_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
     identity_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
-    access_token_expires_in = serializers.JSONField(required=False, help_text="Milliseconds, > 0.")
-    refresh_token_expires_in = serializers.JSONField(required=False, help_text="Milliseconds, 0 = never.")
+    access_token_expires_in = AccessLifetime(required=False, help_text="Milliseconds, > 0.")
+    refresh_token_expires_in = RefreshLifetime(required=False, help_text="Milliseconds, 0 = never.")
     token_endpoint_auth_method = serializers.ChoiceField(choices=AUTH_METHODS, required=False)
     use_pkce = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -57,7 +74,6 @@ class OAuthClientSerializer(serializers.ModelSerializer):
             "name": {"validators": []},
             "site": {"required": False},
             "scopes": {"required": False},
-            "client_id": {"allow_blank": True, "required": False},
         }
 
     def get_has_webhook_secret(self, client) -> bool:
@@ -74,6 +90,7 @@ class OAuthClientSerializer(serializers.ModelSerializer):
 
 
 class OAuthClientUpdateSerializer(OAuthClientSerializer):
+    client_id = NotBlank(required=False, allow_blank=True, max_length=255)
     client_secret = serializers.CharField(
         write_only=True,
         required=False,

@@ -1,11 +1,12 @@
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent
 from audit.services import Actor
+from common.schema import error
 
 from . import selectors, services
 from .models import ApiKey, Invitation, Membership, Role
@@ -129,6 +130,11 @@ class MemberViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=["pending"], description="`pending`: only pending ones.")]
+    )
+)
 class InvitationViewSet(
     PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
@@ -142,7 +148,13 @@ class InvitationViewSet(
             queryset = selectors.invitations_pending(workspace=self.workspace)
         return queryset
 
-    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationCreatedSerializer})
+    @extend_schema(
+        request=InvitationCreateSerializer,
+        responses={
+            201: InvitationCreatedSerializer,
+            503: error("The invitation e-mail could not be sent (`email_failed`); nothing was kept. Try again later."),
+        },
+    )
     def create(self, request):
         data = InvitationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -152,7 +164,7 @@ class InvitationViewSet(
         invitation.accept_url = services.invitation_accept_url(token)
         return Response(InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
-    @extend_schema(request=None, responses=InvitationSerializer)
+    @extend_schema(request=None, responses={200: InvitationSerializer})
     def destroy(self, request, pk):
         invitation = services.invitation_revoke(
             workspace=self.workspace, invitation=self.get_object(), actor=self.actor
@@ -160,6 +172,11 @@ class InvitationViewSet(
         return Response(InvitationSerializer(invitation).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("active", bool, description="`true`: only keys that are not revoked.")]
+    )
+)
 class ApiKeyViewSet(
     PeopleOnlyWrites, WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
@@ -181,12 +198,19 @@ class ApiKeyViewSet(
         key.key = raw
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
-    @extend_schema(request=None, responses=ApiKeySerializer)
+    @extend_schema(request=None, responses={200: ApiKeySerializer})
     def destroy(self, request, pk):
         key = services.api_key_revoke(workspace=self.workspace, api_key=self.get_object(), actor=self.actor)
         return Response(ApiKeySerializer(key).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("action", str, description="An action (`api_key.created`) or its prefix (`api_key`).")
+        ]
+    )
+)
 class AuditEventViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The workspace's audit trail, newest first (admins); ``?action=`` filters by action or its prefix."""
 

@@ -1,8 +1,9 @@
 """OpenAPI (drf-spectacular) pieces of the workspaces API: API-key security, the tenant path parameter."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
+
+from common.schema import AutoSchema
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

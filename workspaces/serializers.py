@@ -39,7 +39,7 @@ class MemberRoleSerializer(serializers.Serializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None)
+    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Invitation
@@ -62,7 +62,8 @@ class InvitationCreatedSerializer(InvitationSerializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.SerializerMethodField()
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), read_only=True)
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = ApiKey
