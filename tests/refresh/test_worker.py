@@ -172,9 +172,8 @@ def test_provider_errors_retry_with_backoff_and_invalid_grant_needs_reauth_with_
 
 def test_a_worker_killed_before_its_request_left_is_taken_up_by_a_later_sweep(team, exact, exact_client, celery):
     """The worker claimed the connection and started the refresh, but dies before the token request is
-    sent. Modelled by holding PostgreSQL's lock on the OAuth clients table: the task's first query (the
-    connection's row lock, joined with its client) waits on it, while the sweeper's claim does not touch
-    that table. No request ever reaches the provider, unlike a ``hang_next(then="drop")``, where one
+    sent. Modelled by holding PostgreSQL's lock on the OAuth clients table: the task reads the connection's
+    OAuth client before any request and waits on it, while the sweeper's claim does not touch that table. No request ever reaches the provider, unlike a ``hang_next(then="drop")``, where one
     arrives but is never processed."""
     worker1, _ = start(celery)
     connection = connect(exact_client, exact, name="Orphaned", owner=team.alice, remaining=28)
@@ -220,12 +219,12 @@ def test_a_worker_killed_before_its_request_left_is_taken_up_by_a_later_sweep(te
 
 
 def _task_waiting_for_a_lock() -> bool:
-    # pg_stat_activity keeps only the first 1 kB of a query: "FOR UPDATE" at its end is cut off.
+    # The task reads its OAuth client before any token request; the held table lock stops it there.
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND query LIKE %s",
-            ['SELECT %"connections_connection"%'],
+            ['SELECT %"oauthclients_oauthclient"%'],
         )
         return cursor.fetchone()[0] > 0
 
