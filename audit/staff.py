@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.db import transaction
 
+from common.admin import SupportAdminMixin
+
 from .services import Actor, audit_record
 
 
@@ -13,12 +15,15 @@ def changed_fields(form) -> list[str]:
     return plain + (["password"] if len(plain) < len(names) else [])
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedAdmin(SupportAdminMixin, admin.ModelAdmin):
     """Every add, change and delete through this admin writes an audit event, in the same transaction.
 
     Events are ``staff.<audit_name>_created|changed|deleted`` with the staff
-    user as actor and no workspace unless ``audit_workspace`` names one.
-    Admin actions that change data must call ``audit`` themselves.
+    user as actor (a staff ``Actor``: the workspace sees "Tokenkeeper
+    support") and no workspace unless ``audit_workspace`` names one. Admin
+    actions that change data must call ``audit`` themselves. Who may add,
+    change or delete is Django's model permissions: superusers all, the
+    ``support`` group none (it views).
     """
 
     audit_name = ""
@@ -26,13 +31,17 @@ class AuditedAdmin(admin.ModelAdmin):
     def audit_workspace(self, obj):
         return None
 
+    def audit_deleted_workspace(self, obj):
+        """Where a deletion is recorded: the object's workspace, unless deleting it deletes that trail too."""
+        return self.audit_workspace(obj)
+
     def audit_deleted_data(self, obj) -> dict:
         return {"label": str(obj)}
 
     def audit(self, request, verb: str, obj, data: dict | None = None) -> None:
         audit_record(
-            workspace=self.audit_workspace(obj),
-            actor=Actor.from_request(request),
+            workspace=self.audit_deleted_workspace(obj) if verb == "deleted" else self.audit_workspace(obj),
+            actor=Actor.staff_from_request(request),
             action=f"staff.{self.audit_name or obj._meta.model_name}_{verb}",
             target=obj,
             data=data,

@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -7,6 +8,9 @@ from connections.urls import oauth_urlpatterns
 
 admin.site.site_header = "Tokenkeeper staff"
 admin.site.site_title = "Tokenkeeper staff"
+# Staff sign in through allauth's login (rate limits, two-factor authentication),
+# not the admin's own form, which knows neither.
+admin.site.login = secure_admin_login(admin.site.login)
 
 api_v1 = [
     path("", include("workspaces.api_urls")),

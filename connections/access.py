@@ -8,7 +8,7 @@ from django.utils import timezone
 from common.errors import ConflictError, UnavailableError
 
 from .models import Connection, Status
-from .refresh import ON_DEMAND_SECONDS, refresh_on_demand
+from .refresh import ON_DEMAND_SECONDS, PAUSED_MESSAGE, refresh_on_demand
 
 UNUSABLE = {
     Status.PENDING: "The connection is not authorized yet: connect it first.",
@@ -41,6 +41,16 @@ def _unusable(connection: Connection) -> ConflictError | None:
     return None
 
 
+def _paused(connection: Connection, now: datetime) -> ConflictError | None:
+    """Paused by support: a still-valid token is served as is, an expired one is not renewed."""
+    if connection.refresh_paused_at is None or _valid(connection, now):
+        return None
+    return ConflictError(
+        f"{PAUSED_MESSAGE} The access token has expired and is not renewed until refreshing is resumed.",
+        code="refresh_paused",
+    )
+
+
 def _valid(connection: Connection, now: datetime) -> bool:
     return (
         bool(connection.access_token)
@@ -68,9 +78,9 @@ def connection_access_token(*, connection: Connection) -> AccessToken:
     provider's error budget allows) before the answer is "unavailable".
     """
     now = timezone.now()
-    if error := _unusable(connection):
+    if error := _unusable(connection) or _paused(connection, now):
         raise error
-    if _valid(connection, now) and not _wants_refresh(connection, now):
+    if _valid(connection, now) and (connection.refresh_paused_at or not _wants_refresh(connection, now)):
         return AccessToken(
             connection.access_token, connection.token_type or "bearer", connection.access_token_expires_at
         )

@@ -165,6 +165,15 @@ def flow_complete(*, session, params) -> FlowResult:
     return _store(connection, tokens, identity, issued_at, started_by=record.started_by)
 
 
+def division_of(details: dict) -> int | None:
+    """Exact Online's division number from the identity's details (None for other providers)."""
+    value = details.get("Division")
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
 @transaction.atomic
 def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -> FlowResult:
     connection = (
@@ -180,6 +189,7 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
         connection.account_name = identity.name[:255]
         connection.account_email = identity.email[:255]
         connection.account_details = identity.extra
+        connection.account_division = division_of(identity.extra)
     connection.count_token_call()  # the code exchange
     connection.status = Status.ACTIVE
     connection.connected_at = timezone.now()

@@ -43,6 +43,10 @@ class Connection(models.Model):
     account_name = models.CharField(max_length=255, blank=True, default="")
     account_email = models.CharField(max_length=255, blank=True, default="")
     account_details = models.JSONField(default=dict, blank=True)
+    # Exact Online's division number, copied from ``account_details["Division"]``
+    # when the identity is stored: support searches by it, and a JSON key is
+    # not indexed (connection_account_division is).
+    account_division = models.BigIntegerField(null=True, blank=True)
 
     # Refresh engine bookkeeping: when the next refresh is due, who holds the
     # claim on it (a lease written by the sweeper), and how it has gone.
@@ -62,6 +66,10 @@ class Connection(models.Model):
     # failures: providers cap them per day (Exact Online: 200 per user).
     token_calls_date = models.DateField(null=True, blank=True)
     token_calls = models.PositiveIntegerField(default=0)
+    # Support paused refreshing: no refresh_due_at while set, so the sweeper
+    # (which reads only rows with one, through connection_refresh_due) never
+    # sees it; the token API serves a still-valid token and refreshes nothing.
+    refresh_paused_at = models.DateTimeField(null=True, blank=True)
 
     connected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -78,7 +86,14 @@ class Connection(models.Model):
                 condition=models.Q(refresh_due_at__isnull=False),
             ),
             models.Index(fields=["workspace", "status"], name="connection_workspace_status"),
+            # Support's search by Exact division number (Exact connections only).
+            models.Index(
+                fields=["account_division"],
+                name="connection_account_division",
+                condition=models.Q(account_division__isnull=False),
+            ),
         ]
+        permissions = [("support_connection", "Can run support actions on connections")]
 
     def __str__(self) -> str:
         return self.name
@@ -99,6 +114,23 @@ class Connection(models.Model):
         self.token_calls_date = today
 
 
+class ConnectionSearchText(models.Model):
+    """What support finds a connection by: its name, account name and account e-mail, lower-cased.
+
+    A narrow table of its own with a trigram index (PostgreSQL; ``LIKE
+    '%…%'`` uses it), kept by database triggers on ``connections_connection``
+    that fire only when one of those three columns changes (migration 0006).
+    Not an index on the connections table itself: every refresh writes a new
+    row version there, and with it an entry in each of its indexes.
+    """
+
+    connection_id = models.UUIDField(primary_key=True)
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class EventKind(models.TextChoices):
     CREATED = "created", "Created"
     AUTHORIZED = "authorized", "Authorized"
@@ -110,6 +142,9 @@ class EventKind(models.TextChoices):
     NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
     RECOVERED = "recovered", "Recovered"
     REVOKED = "revoked", "Revoked"
+    REFRESH_PAUSED = "refresh_paused", "Refreshing paused"
+    REFRESH_RESUMED = "refresh_resumed", "Refreshing resumed"
+    REAUTH_EMAIL_SENT = "reauth_email_sent", "Re-authorization e-mail sent again"
 
 
 class ConnectionEvent(models.Model):

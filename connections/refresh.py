@@ -61,6 +61,7 @@ SWEEP_CLAIM_LIMIT = 500
 # The token API refreshes a failing connection on demand once its token has
 # less than this left (or none), instead of answering "unavailable".
 ON_DEMAND_SECONDS = 5
+PAUSED_MESSAGE = "Refreshing this connection is paused by Tokenkeeper support."
 
 
 class Outcome(StrEnum):
@@ -257,6 +258,7 @@ _WORKER_DEFERRED = (
     "account_name",
     "account_email",
     "account_details",
+    "account_division",
     "connected_at",
     "created_at",
 )
@@ -339,6 +341,8 @@ def refresh_forced(*, connection: Connection) -> RefreshResult:
 
 def not_refreshable(connection: Connection) -> str:
     """Why this connection cannot be refreshed at all ("" when it can)."""
+    if connection.refresh_paused_at is not None:
+        return PAUSED_MESSAGE
     if connection.status not in REFRESHABLE:
         return f"The connection is {connection.get_status_display().lower()}."
     if not connection.refresh_token:
@@ -410,7 +414,9 @@ def _refresh_locked(
     except TokenEndpointError as error:
         logger.info("refresh of connection %s failed: %s", connection.id, error.message)
         if error.kind == PERMANENT:
-            return mark_needs_reauth(connection, _permanent_message(connection, error, lease_token))
+            return mark_needs_reauth(
+                connection, _permanent_message(connection, error, lease_token), status=error.status
+            )
         return _fail(connection, error)
     if not tokens.access_token:
         return _fail(connection, TokenEndpointError("The provider answered without an access token.", kind=TRANSIENT))
@@ -603,11 +609,11 @@ def _fail(connection: Connection, error: TokenEndpointError) -> RefreshResult:
     return RefreshResult(Outcome.FAILED, connection, error.message, retry_at=connection.refresh_due_at)
 
 
-def mark_needs_reauth(connection: Connection, message: str) -> RefreshResult:
+def mark_needs_reauth(connection: Connection, message: str, *, status: int | None = None) -> RefreshResult:
     """Move a locked connection to ``needs_reauth``: no more refreshes until someone reconnects it.
 
     The event, the audit row and the e-mails happen once per incident, on the
-    transition.
+    transition. ``status``: the provider's HTTP status, when its answer was the reason.
     """
     already = connection.status == Status.NEEDS_REAUTH
     connection.status = Status.NEEDS_REAUTH
@@ -617,7 +623,7 @@ def mark_needs_reauth(connection: Connection, message: str) -> RefreshResult:
     _release(connection)
     connection.save()
     if not already:
-        connection_event(connection, EventKind.NEEDS_REAUTH, message)
+        connection_event(connection, EventKind.NEEDS_REAUTH, message, **({"status": status} if status else {}))
         audit_record(
             workspace=connection.workspace,
             actor=SYSTEM,

@@ -1,6 +1,14 @@
-from django.db.models import QuerySet
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
-from .models import Connection, ConnectionEvent
+from django.db.models import Q, QuerySet
+
+from accounts.models import User
+from oauthclients.models import OAuthClient
+from workspaces.models import Workspace
+
+from .models import Connection, ConnectionEvent, ConnectionSearchText, EventKind, Status
 
 
 def connections_visible(*, workspace, membership=None) -> QuerySet[Connection]:
@@ -27,4 +35,178 @@ def connections_with_account(*, provider: str, client_id: str, account_id: str) 
     """
     return Connection.objects.filter(
         oauth_client__provider=provider, oauth_client__client_id=client_id, account_id=account_id
+    )
+
+
+# --- Support (the Django admin) --------------------------------------------------------------
+
+
+def connections_search(queryset: QuerySet[Connection], term: str) -> QuerySet[Connection]:
+    """Connections matching what a customer tells support, across workspaces; every
+    way of matching reads an index.
+
+    - A number is an Exact Online division: an exact match on
+      ``account_division`` (index connection_account_division).
+    - A UUID is a connection, a workspace or an OAuth client id (primary and
+      foreign keys).
+    - An e-mail address is also the owner's (users' unique e-mail index).
+    - Any text is part of the connection's name, account name or account
+      e-mail (the trigram index of ``ConnectionSearchText``), or of a
+      workspace's name or slug or an OAuth client's name or client id (small
+      tables, read first, then joined through indexed foreign keys).
+    """
+    term = " ".join(term.split())
+    if not term:
+        return queryset
+    if term.isdigit():
+        return queryset.filter(account_division=int(term))
+    try:
+        uid = uuid.UUID(term)
+    except ValueError:
+        pass
+    else:
+        return queryset.filter(Q(id=uid) | Q(workspace_id=uid) | Q(oauth_client_id=uid))
+    # One IN over a UNION, each part through its own index: an OR of several INs
+    # would make PostgreSQL read every connection to test each row.
+    ids = ConnectionSearchText.objects.filter(text__contains=term.lower()).values_list("connection_id", flat=True)
+    by_id = Connection.objects.order_by()  # no ORDER BY inside the UNION
+    workspaces = Workspace.objects.filter(Q(name__icontains=term) | Q(slug__icontains=term)).values("id")
+    clients = OAuthClient.objects.filter(Q(name__icontains=term) | Q(client_id__icontains=term)).values("id")
+    parts = [
+        by_id.filter(workspace_id__in=workspaces).values_list("id", flat=True),
+        by_id.filter(oauth_client_id__in=clients).values_list("id", flat=True),
+    ]
+    if "@" in term:
+        owners = User.objects.filter(email=term.lower()).values("id")
+        parts.append(by_id.filter(owner_id__in=owners).values_list("id", flat=True))
+    return queryset.filter(id__in=ids.union(*parts))
+
+
+# Events that are (part of) a problem, that end one, and that are neither.
+PROBLEM_KINDS = {
+    EventKind.REFRESH_FAILED,
+    EventKind.REFRESH_DEFERRED,
+    EventKind.NEEDS_REAUTH,
+    EventKind.AUTHORIZATION_FAILED,
+    EventKind.REVOKED,
+    EventKind.REFRESH_PAUSED,
+}
+# What the provider answered: a failed refresh, a refused refresh token, a failed authorization.
+PROVIDER_ANSWER_KINDS = {EventKind.REFRESH_FAILED, EventKind.NEEDS_REAUTH, EventKind.AUTHORIZATION_FAILED}
+NEUTRAL_KINDS = {EventKind.REAUTH_EMAIL_SENT}
+
+
+@dataclass
+class ProviderAnswer:
+    status: int | None
+    text: str
+    at: datetime
+
+
+@dataclass
+class Diagnosis:
+    """A connection as support needs to read it: what is wrong, since when, what the provider said, what to do."""
+
+    tone: str  # "ok", "warning", "error" or "muted"
+    headline: str
+    since: datetime | None = None
+    since_at_least: bool = False  # the problem began before the oldest event loaded
+    provider_answer: ProviderAnswer | None = None
+    advice: str = ""
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "an unknown time"
+
+
+def _problem_started(events: list[ConnectionEvent], more_events: bool) -> tuple[datetime | None, bool]:
+    """When the run of problem events that leads ``events`` (newest first) began, and
+    whether it may have begun earlier (it reaches back past the events loaded)."""
+    started = None
+    for event in events:
+        if event.kind in NEUTRAL_KINDS:
+            continue
+        if event.kind not in PROBLEM_KINDS:
+            return started, False
+        started = event.created_at
+    return started, started is not None and more_events
+
+
+def _provider_answer(events: list[ConnectionEvent]) -> ProviderAnswer | None:
+    for event in events:
+        if event.kind in PROVIDER_ANSWER_KINDS:
+            return ProviderAnswer(status=event.data.get("status"), text=event.detail, at=event.created_at)
+    return None
+
+
+def _token_state(connection: Connection, now: datetime) -> str:
+    expires = connection.access_token_expires_at
+    if expires is None:
+        return "There is no access token."
+    if expires > now:
+        return f"The current access token is valid until {_when(expires)}."
+    return f"The access token expired at {_when(expires)}: integrations get no token until a refresh works."
+
+
+def connection_diagnosis(
+    *, connection: Connection, events: list[ConnectionEvent], now: datetime, more_events: bool = False
+) -> Diagnosis:
+    """Read a connection for support; ``events``: its latest events, newest first
+    (``more_events``: it has older ones than these)."""
+    since, at_least = _problem_started(events, more_events)
+    answer = _provider_answer(events)
+    provider = connection.oauth_client.get_provider_display()
+    tokens = _token_state(connection, now)
+    if connection.refresh_paused_at is not None:
+        return Diagnosis(
+            "warning",
+            f"Refreshing is paused by Tokenkeeper support (since {_when(connection.refresh_paused_at)}). {tokens}",
+            since=connection.refresh_paused_at,
+            provider_answer=answer,
+            advice="Resume refreshing when the reason for the pause is gone; the next refresh is then planned at once.",
+        )
+    if connection.status == Status.PENDING:
+        failed = f" The last attempt failed: {connection.last_error}" if connection.last_error else ""
+        return Diagnosis(
+            "muted",
+            f"Not connected yet: nobody has completed the authorization at {provider}.{failed}",
+            provider_answer=answer,
+            advice="The customer opens the connection and clicks Connect; nothing to do here.",
+        )
+    if connection.status == Status.REVOKED:
+        return Diagnosis(
+            "muted",
+            f"Disconnected (since {_when(since)}): its tokens are erased.",
+            since=since,
+            provider_answer=answer,
+            advice="Only a reconnect by someone in the workspace brings it back.",
+        )
+    if connection.status == Status.NEEDS_REAUTH:
+        return Diagnosis(
+            "error",
+            f"Needs re-authorization: {provider} refused the refresh token ({_when(connection.last_error_at)}). "
+            "Tokenkeeper cannot repair this by itself.",
+            since=since,
+            since_at_least=at_least,
+            provider_answer=answer,
+            advice="Someone in the workspace must click Reconnect on the connection's page; its owner and the "
+            "workspace's admins were e-mailed. Resend the e-mail if they cannot find it.",
+        )
+    if connection.status == Status.REFRESH_FAILING:
+        return Diagnosis(
+            "warning",
+            f"Refreshing is failing: {connection.refresh_failures} failed attempt(s) in a row. Tokenkeeper keeps "
+            f"retrying; the next attempt is due at {_when(connection.refresh_due_at)}. {tokens}",
+            since=since,
+            since_at_least=at_least,
+            provider_answer=answer,
+            advice=f"Usually {provider} is down or slow: wait, or Refresh now to try at once (within the "
+            "provider's window). If the same error keeps coming back, check the provider's status; pause "
+            "refreshing if the attempts must stop.",
+        )
+    due = connection.refresh_due_at
+    return Diagnosis(
+        "ok",
+        f"Working. {tokens} The next refresh is due at {_when(due)}." if due else f"Working. {tokens}",
+        provider_answer=answer,
     )

@@ -23,6 +23,12 @@ class ConnectionSerializer(serializers.ModelSerializer):
     token_calls_today = serializers.IntegerField(
         read_only=True, help_text="Token-endpoint requests this UTC day (refreshes and failures)."
     )
+    refresh_paused_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="Set while Tokenkeeper support has paused refreshing: no refresh happens, the token API "
+        "serves the current token until it expires and then answers 409 refresh_paused.",
+    )
     daily_token_budget = serializers.IntegerField(
         source="oauth_client.provider_spec.refresh_policy.daily_token_budget",
         read_only=True,
@@ -46,6 +52,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "access_token_expires_at",
             "refresh_token_expires_at",
             "refresh_due_at",
+            "refresh_paused_at",
             "last_refreshed_at",
             "refresh_failures",
             "token_calls_today",

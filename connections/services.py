@@ -1,5 +1,6 @@
 """Writes for connections: create, rename, disconnect, delete, and people's
-refresh actions (refresh now, mark for re-authorization).
+refresh actions (refresh now, mark for re-authorization), and support's
+(pause and resume refreshing, send the re-authorization e-mail again).
 
 The authorization-code flow lives in ``connections.flow``; the refresh engine
 in ``connections.refresh``; the event history in ``connections.events``.
@@ -14,7 +15,8 @@ from common.errors import ConflictError, ServiceError, clean_name
 from . import refresh
 from .events import connection_event
 from .models import Connection, EventKind, Status
-from .tokens import refresh_window_opens_at
+from .notifications import notify_needs_reauth, recipients
+from .tokens import next_refresh_due, refresh_window_opens_at
 
 
 def _clean_name(name: str) -> str:
@@ -114,6 +116,8 @@ def connection_delete(*, workspace, connection: Connection, actor: Actor) -> Non
 def connection_refresh_now(*, workspace, connection: Connection, actor: Actor) -> refresh.RefreshResult:
     """A person's "refresh now": immediately, or as soon as the provider's window opens."""
     connection = Connection.objects.select_related("oauth_client").get(pk=connection.pk, workspace=workspace)
+    if connection.refresh_paused_at is not None:
+        raise ConflictError(f"{refresh.PAUSED_MESSAGE} Resume it first.", code="refresh_paused")
     if reason := refresh.not_refreshable(connection):
         raise ConflictError(f"{reason} Reconnect it instead.", code="not_refreshable")
     opens = refresh_window_opens_at(connection)
@@ -160,3 +164,82 @@ def connection_mark_needs_reauth(*, workspace, connection: Connection, actor: Ac
     refresh.mark_needs_reauth(connection, reason or f"Marked for re-authorization by {actor.label}.")
     audit_record(workspace=workspace, actor=actor, action="connection.marked_needs_reauth", target=connection)
     return connection
+
+
+# --- Support: pause and resume refreshing, remind people to re-authorize ----------------------
+
+
+def _locked(workspace, connection: Connection) -> Connection:
+    return (
+        Connection.objects.select_for_update(of=("self",))
+        .select_related("oauth_client", "workspace")
+        .get(pk=connection.pk, workspace=workspace)
+    )
+
+
+@transaction.atomic
+def connection_pause(*, workspace, connection: Connection, actor: Actor) -> Connection:
+    """Stop refreshing: no refresh is due, so the sweeper never claims it, and
+    the token API serves the current token until it expires, then says why not.
+
+    Under the row lock, so a refresh in progress finishes first; a claim the
+    sweeper already made is dropped by its worker (``refresh.not_refreshable``).
+    """
+    connection = _locked(workspace, connection)
+    if connection.refresh_paused_at is not None:
+        raise ConflictError("Refreshing this connection is already paused.", code="refresh_paused")
+    connection.refresh_paused_at = timezone.now()
+    connection.refresh_due_at = None
+    connection.save(update_fields=["refresh_paused_at", "refresh_due_at", "updated_at"])
+    connection_event(connection, EventKind.REFRESH_PAUSED, f"Refreshing paused by {actor.label}.")
+    audit_record(workspace=workspace, actor=actor, action="connection.refresh_paused", target=connection)
+    return connection
+
+
+@transaction.atomic
+def connection_resume(*, workspace, connection: Connection, actor: Actor) -> Connection:
+    """Refresh again: the next refresh is due when the provider's policy says
+    (``tokens.next_refresh_due``); at once if the token expired meanwhile."""
+    connection = _locked(workspace, connection)
+    if connection.refresh_paused_at is None:
+        raise ConflictError("Refreshing this connection is not paused.", code="not_paused")
+    connection.refresh_paused_at = None
+    if connection.status in refresh.REFRESHABLE:
+        connection.refresh_due_at = next_refresh_due(connection)
+    connection.save(update_fields=["refresh_paused_at", "refresh_due_at", "updated_at"])
+    due = connection.refresh_due_at
+    detail = f"Refreshing resumed by {actor.label}." + (f" Next refresh due at {due:%H:%M:%S} UTC." if due else "")
+    connection_event(connection, EventKind.REFRESH_RESUMED, detail)
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.refresh_resumed",
+        target=connection,
+        data={"refresh_due_at": due.isoformat() if due else None},
+    )
+    return connection
+
+
+@transaction.atomic
+def connection_resend_reauth_email(*, workspace, connection: Connection, actor: Actor) -> list[str]:
+    """Send the "needs re-authorization" e-mail again (owner and workspace admins); returns the recipients."""
+    connection = Connection.objects.select_related("oauth_client", "workspace", "owner").get(
+        pk=connection.pk, workspace=workspace
+    )
+    if connection.status != Status.NEEDS_REAUTH:
+        raise ConflictError(
+            f"The connection is {connection.get_status_display().lower()}: the re-authorization e-mail is only "
+            "for a connection that needs re-authorization.",
+            code="not_needs_reauth",
+        )
+    people = recipients(connection)
+    notify_needs_reauth(connection)
+    connection_event(connection, EventKind.REAUTH_EMAIL_SENT, f"Re-authorization e-mail sent again by {actor.label}.")
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="connection.reauth_email_resent",
+        target=connection,
+        data={"recipients": len(people)},
+    )
+    return people

@@ -30,7 +30,8 @@ def refresh_window_opens_at(connection: Connection) -> datetime | None:
 
 
 def next_refresh_due(connection: Connection) -> datetime | None:
-    if not connection.refresh_token or connection.access_token_expires_at is None:
+    """When the next refresh is due; None when none is (no tokens, or refreshing is paused)."""
+    if not connection.refresh_token or connection.access_token_expires_at is None or connection.refresh_paused_at:
         return None
     policy = connection.oauth_client.provider_spec.refresh_policy
     lifetime = connection.access_token_lifetime or 0

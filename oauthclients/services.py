@@ -176,6 +176,29 @@ def oauth_client_create(
     return client
 
 
+def _settings_after_update(*, workspace, client: OAuthClient, fields: dict) -> tuple[dict, dict]:
+    """The client's settings now, and as an update with ``fields`` would leave them (validated)."""
+    current = {key: getattr(client, key) for key in EDITABLE_FIELDS}
+    data = {**current, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS}}
+    data["provider"] = client.provider
+    if data.get("site") != client.site:
+        # A new site brings its own URLs, unless the caller gave others (or had changed them before).
+        for key, url in client.provider_spec.site_urls(client.site).items():
+            if not fields.get(key) and data[key] == url:
+                data[key] = None
+    data = _validate(_apply_provider_defaults(data), workspace=workspace, instance=client)
+    data.pop("provider")
+    return current, data
+
+
+def oauth_client_check_update(*, workspace, client: OAuthClient, **fields) -> None:
+    """Raise the ServiceError ``oauth_client_update`` would raise for ``fields``; change nothing.
+
+    For forms that show every problem next to its field before saving (the Django admin).
+    """
+    _settings_after_update(workspace=workspace, client=client, fields=fields)
+
+
 @transaction.atomic
 def oauth_client_update(
     *,
@@ -188,16 +211,7 @@ def oauth_client_update(
 ) -> OAuthClient:
     """Change settings; a non-empty ``client_secret``/``webhook_secret`` replaces the stored one."""
     client = OAuthClient.objects.select_for_update().get(pk=client.pk, workspace=workspace)
-    current = {key: getattr(client, key) for key in EDITABLE_FIELDS}
-    data = {**current, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS}}
-    data["provider"] = client.provider
-    if data.get("site") != client.site:
-        # A new site brings its own URLs, unless the caller gave others (or had changed them before).
-        for key, url in client.provider_spec.site_urls(client.site).items():
-            if not fields.get(key) and data[key] == url:
-                data[key] = None
-    data = _validate(_apply_provider_defaults(data), workspace=workspace, instance=client)
-    data.pop("provider")
+    current, data = _settings_after_update(workspace=workspace, client=client, fields=fields)
     changed = sorted(key for key, value in data.items() if value != current[key])
     for key in changed:
         setattr(client, key, data[key])

@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.connections",  # exact_client, dot_client, exact_connection, people
     "tests.fixtures.oauthclients",  # acme_client, globex_client, dns, strict_urls
     "tests.fixtures.workspaces",  # ids
+    "tests.fixtures.staff",  # support_user, support_client
     "tests.fixtures.services",  # the postgres and worker markers: skip locally, fail in CI
     "tests.fixtures.workers",  # celery
 ]

@@ -74,6 +74,7 @@ class Invitation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("support_invitation", "Can resend invitations")]
 
     def __str__(self) -> str:
         return f"Invitation of {self.email} to {self.workspace}"

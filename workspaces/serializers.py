@@ -90,6 +90,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class AuditEventSerializer(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_label", read_only=True)
     target = serializers.CharField(source="target_label", read_only=True)
+    ip_address = serializers.IPAddressField(source="public_ip_address", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent

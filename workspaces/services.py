@@ -22,7 +22,7 @@ from common.errors import ServiceError, UnavailableError, clean_name, refuse_con
 
 from .keys import new_api_key, new_invitation_token
 from .models import ApiKey, Invitation, Membership, Role, Scope, Workspace
-from .selectors import admins_count, invitation_by_token
+from .selectors import admins_count, invitation_by_token, invitations_pending
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +283,51 @@ def invitation_revoke(*, workspace: Workspace, invitation: Invitation, actor: Ac
         data={"email": invitation.email},
     )
     return invitation
+
+
+@transaction.atomic
+def invitation_resend(*, workspace: Workspace, invitation: Invitation, actor: Actor) -> tuple[Invitation, str]:
+    """E-mail a pending or expired invitation again, with a new link and a new expiry.
+
+    Only the token's hash is stored, so the old link cannot be sent again: a
+    new token replaces it (the old link stops working: one live link per
+    invitation, still single-use). The e-mail goes out before the commit, so
+    if sending fails nothing changes and the old link keeps working. Returns
+    the invitation and its new one-time token.
+    """
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("workspace", "invited_by")
+        .get(pk=invitation.pk, workspace=workspace)
+    )
+    if invitation.status in ("accepted", "revoked"):
+        raise ServiceError(f"This invitation was {invitation.status}; send a new invitation instead.")
+    if Membership.objects.filter(workspace=workspace, user__email__iexact=invitation.email).exists():
+        raise ServiceError(f"{invitation.email} is already a member of this workspace.")
+    others = invitations_pending(workspace=workspace).filter(email__iexact=invitation.email).exclude(pk=invitation.pk)
+    if others.exists():
+        raise ServiceError(f"{invitation.email} has another pending invitation; resend that one.")
+    raw, invitation.token_hash = new_invitation_token()
+    invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_LIFETIME_DAYS)
+    invitation.save(update_fields=["token_hash", "expires_at"])
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="invitation.resent",
+        target=invitation,
+        data={"email": invitation.email, "expires_at": invitation.expires_at.isoformat()},
+    )
+    inviter = Actor(user=invitation.invited_by) if invitation.invited_by else actor
+    try:
+        _send_invitation_email(invitation, invitation_accept_url(raw), inviter)
+    except (OSError, ValueError) as exc:  # raised inside the transaction: the new link is rolled back
+        logger.warning("Invitation e-mail for workspace %s failed: %s", workspace.slug, exc)
+        raise UnavailableError(
+            f"The invitation e-mail to {invitation.email} could not be sent; the invitation is unchanged. "
+            "Try again later.",
+            code="email_failed",
+        ) from None
+    return invitation, raw
 
 
 def invitation_problem(invitation: Invitation | None, user=None) -> str | None:

@@ -172,7 +172,7 @@ def test_the_django_admin_list_and_change_pages_never_show_a_secret(client, supe
         assert response.status_code == 200, name
         assert_no_secret(response.content.decode(), f"the admin {name} page")
     assert "Exact Online NL" in listing.content.decode() and "Globex CRM" in listing.content.decode()
-    assert "client secret set; webhook secret set (never shown)" in change.content.decode()
+    assert "Client Secret: set; Webhook Secret: set (never shown)" in change.content.decode()
     assert "acme-exact-id" in change.content.decode()
     # Searching by the secret is no oracle: it finds nothing.
     assert search.status_code == 200
@@ -184,26 +184,27 @@ def test_the_django_admin_filters_clients_by_workspace_and_type(client, superuse
     url = "/django-admin/oauthclients/oauthclient/"
 
     page = client.get(url)
-    by_workspace = client.get(url, {"workspace__id__exact": str(team.b.id)})
+    by_workspace = client.get(url, {"workspace": "globex"})
     by_type = client.get(url, {"provider__exact": "exact_online"})
     by_search = client.get(url, {"q": "globex"})
 
     filters = {f.title for f in page.context["cl"].filter_specs}
-    assert filters == {"Type", "workspace"}
+    assert filters == {"Type", "workspace (slug)"}
     assert [c.name for c in by_workspace.context["cl"].result_list] == ["Globex CRM"]
     assert [c.name for c in by_type.context["cl"].result_list] == ["Exact Online NL"]
     assert [c.name for c in by_search.context["cl"].result_list] == ["Globex CRM"]
 
 
-def test_staff_cannot_add_change_or_delete_clients_in_the_django_admin(client, superuser, acme_client):
+def test_nobody_adds_a_client_or_enters_a_secret_in_the_django_admin(client, superuser, acme_client):
     client.force_login(superuser)
     change_url = f"/django-admin/oauthclients/oauthclient/{acme_client.id}/change/"
+    form = client.get(change_url).context["adminform"].form
 
     assert client.get("/django-admin/oauthclients/oauthclient/add/").status_code == 403
-    assert client.get(f"/django-admin/oauthclients/oauthclient/{acme_client.id}/delete/").status_code == 403
-    client.post(change_url, {"name": "Hacked", "client_secret": "x"})
-    assert OAuthClient.objects.get().name == "Exact Online NL"
-    assert OAuthClient.objects.get().client_secret == ACME_SECRET
+    assert "client_secret" not in form.fields and "webhook_secret" not in form.fields
+    client.post(change_url, {"name": "Hacked", "client_secret": "x", "webhook_secret": "y"})
+    stored = OAuthClient.objects.get()
+    assert (stored.client_secret, stored.webhook_secret) == (ACME_SECRET, ACME_WEBHOOK)
 
 
 def test_people_who_are_not_staff_cannot_open_the_django_admin(client, team, acme_client):
