@@ -22,7 +22,7 @@ def failing(team, exact_client, exact):
     """Inside its refresh window, and the provider answered 503 to the last refresh."""
     connection = connect(exact_client, exact, name="Jansen administratie", owner=team.alice, remaining=20)
     exact.fail_next(1, status=503)
-    assert refresh.refresh_forced(connection_id=connection.id).outcome == refresh.Outcome.FAILED
+    assert refresh.refresh_forced(connection=connection).outcome == refresh.Outcome.FAILED
     return Connection.objects.get(pk=connection.pk)
 
 

@@ -38,7 +38,7 @@ def acme(exact):
             account_division=division, account_details={"Division": division}, account_name=account
         )
     exact.fail_next(1, status=503)
-    assert refresh.refresh_forced(connection_id=broken.id).outcome == refresh.Outcome.FAILED
+    assert refresh.refresh_forced(connection=broken).outcome == refresh.Outcome.FAILED
     return broken
 
 

@@ -16,6 +16,7 @@ from common.errors import ConflictError
 from connections import refresh
 from connections.models import Connection, EventKind, Status
 from connections.services import connection_pause, connection_refresh_now, connection_resume
+from connections.tasks import refresh_connections
 from connections.tokens import next_refresh_due
 from tests.refresh.helpers import compressed_exact, connect, refreshes, token_url, tokens_client
 
@@ -54,7 +55,7 @@ def test_a_claim_made_before_the_pause_refreshes_nothing(team, due, staff, exact
     assert due.id in ids
     connection_pause(workspace=team.a, connection=due, actor=staff)
 
-    result = refresh.refresh_claimed(connection_id=due.id, lease_token=lease)
+    result = refresh.refresh_claimed(connection_id=due.id, lease_token=lease, batch=refresh.Batch())
 
     assert result.outcome == refresh.Outcome.SKIPPED and "paused" in result.message
     assert refreshes(exact) == 0 and reload(due).lease_token is None
@@ -92,7 +93,7 @@ def test_resuming_plans_the_next_refresh_from_the_providers_policy(team, due, st
 
     assert resumed.refresh_paused_at is None and resumed.refresh_due_at == expected
     assert due.id in ids
-    assert refresh.refresh_claimed(connection_id=due.id, lease_token=lease).outcome == refresh.Outcome.REFRESHED
+    assert refresh_connections([str(due.id)], str(lease)) == {refresh.Outcome.REFRESHED: 1}
     assert refreshes(exact, "ok") == 1
     assert list(due.events.values_list("kind", flat=True)[:3]) == [
         EventKind.REFRESHED,
