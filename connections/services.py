@@ -14,6 +14,7 @@ from common.errors import ConflictError, ServiceError, clean_name
 from . import refresh
 from .events import connection_event
 from .models import Connection, EventKind, Status
+from .signals import connection_disconnecting
 from .tokens import refresh_window_opens_at
 
 
@@ -73,6 +74,7 @@ def connection_disconnect(*, workspace, connection: Connection, actor: Actor, re
     connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
     if connection.status == Status.REVOKED:
         return connection
+    connection_disconnecting.send(sender=Connection, connection=connection, deleting=False)
     _erase_tokens(connection)
     connection.status = Status.REVOKED
     connection.save()
@@ -101,6 +103,7 @@ def connections_revoke_for_client(*, workspace, oauth_client, actor: Actor, reas
 @transaction.atomic
 def connection_delete(*, workspace, connection: Connection, actor: Actor) -> None:
     connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
+    connection_disconnecting.send(sender=Connection, connection=connection, deleting=True)
     audit_record(
         workspace=workspace,
         actor=actor,
