@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common import health
 from connections.urls import oauth_urlpatterns
+from integrations.urls import receiver_urlpatterns
 
 admin.site.site_header = "Tokenkeeper staff"
 admin.site.site_title = "Tokenkeeper staff"
@@ -16,6 +17,7 @@ api_v1 = [
     path("", include("workspaces.api_urls")),
     path("", include("oauthclients.api_urls")),
     path("", include("connections.api_urls")),
+    path("", include("integrations.api_urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +29,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *oauth_urlpatterns,
+    *receiver_urlpatterns,
+    path("w/<slug:workspace_slug>/", include("integrations.urls")),
     path("", include("workspaces.urls")),
 ]
 

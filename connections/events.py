@@ -6,10 +6,16 @@ from datetime import timedelta
 from django.utils import timezone
 
 from .models import Connection, ConnectionEvent, EventKind
+from .signals import connection_event_recorded
 
 
 def connection_event(connection: Connection, kind: str, detail: str = "", **data) -> ConnectionEvent:
-    return ConnectionEvent.objects.create(connection=connection, kind=kind, detail=detail[:2000], data=data)
+    """Record one event; every kind but the routine ``refreshed`` is also announced
+    (``connection_event_recorded``), so the engine's everyday path does no more work."""
+    event = ConnectionEvent.objects.create(connection=connection, kind=kind, detail=detail[:2000], data=data)
+    if kind != EventKind.REFRESHED:
+        connection_event_recorded.send(sender=ConnectionEvent, connection=connection, event=event)
+    return event
 
 
 def connection_events_purge(*, older_than_days: float, batch_size: int = 5000, max_seconds: float = 300) -> int:

@@ -16,6 +16,7 @@ from . import refresh
 from .events import connection_event
 from .models import Connection, EventKind, Status
 from .notifications import notify_needs_reauth, recipients
+from .signals import connection_disconnecting
 from .tokens import next_refresh_due, refresh_window_opens_at
 
 
@@ -75,6 +76,7 @@ def connection_disconnect(*, workspace, connection: Connection, actor: Actor, re
     connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
     if connection.status == Status.REVOKED:
         return connection
+    connection_disconnecting.send(sender=Connection, connection=connection, deleting=False)
     _erase_tokens(connection)
     connection.status = Status.REVOKED
     connection.save()
@@ -103,6 +105,7 @@ def connections_revoke_for_client(*, workspace, oauth_client, actor: Actor, reas
 @transaction.atomic
 def connection_delete(*, workspace, connection: Connection, actor: Actor) -> None:
     connection = Connection.objects.select_for_update().get(pk=connection.pk, workspace=workspace)
+    connection_disconnecting.send(sender=Connection, connection=connection, deleting=True)
     audit_record(
         workspace=workspace,
         actor=actor,

@@ -1,6 +1,6 @@
 """The apps are layers: each imports only the apps below it, never one above.
 
-    connections → oauthclients → workspaces → accounts → audit → common
+    integrations → connections → oauthclients → workspaces → accounts → audit → common
 
 Every module of every app is parsed, imports inside functions included (an
 import moved into a function to dodge a cycle is still a cycle). ``config``
@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["common", "audit", "accounts", "workspaces", "oauthclients", "connections"]  # bottom first
+LAYERS = ["common", "audit", "accounts", "workspaces", "oauthclients", "connections", "integrations"]  # bottom first
 RANK = {app: rank for rank, app in enumerate(LAYERS)}
 NEVER_IMPORTED = {"config", "tests", "bench"}
 

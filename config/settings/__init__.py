@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "workspaces",
     "oauthclients",
     "connections",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -271,6 +272,41 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-expired-invitations": {
         "task": "workspaces.tasks.invitations_purge_expired",
+        "schedule": 3600.0,
+    },
+}
+
+# --- Integrations: event stream, outgoing webhooks, Exact Online webhooks -------------
+# Events (and their delivery log) are kept this many days (purged hourly).
+WORKSPACE_EVENT_RETENTION_DAYS = float(env_str("WORKSPACE_EVENT_RETENTION_DAYS", "30"))
+# Seconds before each retry of a failed outgoing webhook: 7 retries over about a day.
+WEBHOOK_RETRY_SCHEDULE = [float(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,23400")]
+WEBHOOK_SWEEP_SECONDS = float(env_str("WEBHOOK_SWEEP_SECONDS", "5"))
+# A queued delivery's claim; its message expires with it (longer than the task's time limit).
+WEBHOOK_CLAIM_SECONDS = env_int("WEBHOOK_CLAIM_SECONDS", 900)
+# A message carries up to BATCH_SIZE deliveries of one endpoint, sent in turn; after
+# BATCH_SECONDS the rest go back to the sweep (a slow receiver holds up only its batch).
+WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 20)
+WEBHOOK_BATCH_SECONDS = float(env_str("WEBHOOK_BATCH_SECONDS", "30"))
+WEBHOOK_CONNECT_TIMEOUT = float(env_str("WEBHOOK_CONNECT_TIMEOUT", "5"))
+WEBHOOK_READ_TIMEOUT = float(env_str("WEBHOOK_READ_TIMEOUT", "15"))
+# Outgoing webhooks have a queue of their own: run a worker with `-Q webhooks`
+# (and the refresh engine's on the default `celery` queue), so thousands of
+# deliveries waiting never delay a refresh.
+CELERY_TASK_ROUTES = {"integrations.tasks.webhook_deliver": {"queue": "webhooks"}}
+CELERY_BEAT_SCHEDULE |= {
+    "sweep-webhook-deliveries": {
+        "task": "integrations.tasks.webhook_deliveries_sweep",
+        "schedule": WEBHOOK_SWEEP_SECONDS,
+        "options": {"expires": WEBHOOK_SWEEP_SECONDS * 5},
+    },
+    "publish-workspace-events": {
+        "task": "integrations.tasks.workspace_events_publish_stale",
+        "schedule": 5.0,
+        "options": {"expires": 25},
+    },
+    "purge-workspace-events": {
+        "task": "integrations.tasks.workspace_events_purge",
         "schedule": 3600.0,
     },
 }
