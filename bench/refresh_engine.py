@@ -226,9 +226,10 @@ def truncate_connections() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # CASCADE: and every table that refers to connections (search text, integrations' rows).
         cursor.execute(
             "TRUNCATE connections_connection, connections_connectionevent, "
-            "connections_authorizationstate, connections_connectlink"
+            "connections_authorizationstate, connections_connectlink CASCADE"
         )
 
 

@@ -268,21 +268,38 @@ def _locked_rows():
     return Connection.objects.select_for_update(of=("self",)).select_related("oauth_client")
 
 
-_WORKER_COLUMNS = ", ".join(f.column for f in Connection._meta.concrete_fields if f.name not in _WORKER_DEFERRED)
-_WORKER_SELECT = f"SELECT {_WORKER_COLUMNS} FROM connections_connection WHERE id = %s"  # noqa: S608 (model's columns)
+_WORKER_FIELDS = [f for f in Connection._meta.concrete_fields if f.name not in _WORKER_DEFERRED]
+_WORKER_SELECT = f"SELECT {', '.join(f.column for f in _WORKER_FIELDS)} FROM connections_connection WHERE id = %s"  # noqa: S608
+_converters: dict[str, list] = {}
 
 
 def _lock_for_worker(connection_id, batch: Batch) -> Connection | None:
     """``SELECT … FOR UPDATE`` of one row, the columns a worker reads, its client from the batch.
 
     Written out rather than built by the ORM per refresh: building that query
-    cost a third of a refresh's CPU (docs/benchmarks.md).
+    and its model cost a third of a refresh's CPU (docs/benchmarks.md). The
+    values go through the same converters the ORM would apply (decryption,
+    the backend's types), worked out once per database backend.
     """
     lock = " FOR UPDATE" if db_connection.features.has_select_for_update else ""
-    rows = list(Connection.objects.raw(_WORKER_SELECT + lock, [connection_id]))
-    if not rows:
+    with db_connection.cursor() as cursor:
+        cursor.execute(_WORKER_SELECT + lock, [_FIELDS["id"].get_db_prep_value(connection_id, db_connection)])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    connection = rows[0]
+    converters = _converters.get(db_connection.vendor) or _converters.setdefault(
+        db_connection.vendor,
+        [
+            [*db_connection.ops.get_db_converters(f.cached_col), *f.get_db_converters(db_connection)]
+            for f in _WORKER_FIELDS
+        ],
+    )
+    values = []
+    for value, field_converters, column in zip(row, converters, _WORKER_FIELDS, strict=True):
+        for convert in field_converters:
+            value = convert(value, column.cached_col, db_connection)
+        values.append(value)
+    connection = Connection.from_db(db_connection.alias, [f.attname for f in _WORKER_FIELDS], values)
     connection.oauth_client = batch.client(connection.oauth_client_id)
     return connection
 
