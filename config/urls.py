@@ -3,7 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common import health
-from connections.urls import oauth_urlpatterns
+from common.views import favicon
+from connections.urls import oauth_urlpatterns, overview_urlpatterns
 
 admin.site.site_header = "Tokenkeeper staff"
 admin.site.site_title = "Tokenkeeper staff"
@@ -22,7 +23,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("favicon.ico", favicon, name="favicon"),
     *oauth_urlpatterns,
+    *overview_urlpatterns,
     path("", include("workspaces.urls")),
 ]
 

@@ -445,6 +445,7 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
         detail,
         expires_at=connection.access_token_expires_at.isoformat(),
         rotated=bool(tokens.refresh_token),
+        **_timing(connection, old_expiry, issued_at),
     )
     if was == Status.REFRESH_FAILING:
         unavailable = max((issued_at - old_expiry).total_seconds(), 0) if old_expiry else 0
@@ -455,6 +456,16 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
             unavailable_seconds=round(unavailable, 1),
         )
     return RefreshResult(Outcome.REFRESHED, connection)
+
+
+def _timing(connection: Connection, old_expiry: datetime | None, issued_at: datetime) -> dict:
+    """Event data that tells whether a refresh came in time: after the provider's window
+    opened (if it has one) and before the old access token expired (the Overview's share)."""
+    if old_expiry is None:
+        return {}
+    opens = _policy(connection).window_opens_at(old_expiry)
+    in_window = issued_at < old_expiry and (opens is None or issued_at >= opens)
+    return {"previous_expires_at": old_expiry.isoformat(), "in_window": in_window}
 
 
 def _backoff(failures: int) -> float:

@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from audit.models import AuditEvent
 from audit.services import Actor, audit_record
 from common.errors import ServiceError, UnavailableError, clean_name, refuse_control_characters
 
@@ -205,7 +206,10 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Act
         expires_at__gt=timezone.now(),
     )
     if pending.exists():
-        raise ServiceError(f"{email} already has a pending invitation; revoke it to send a new one.", field="email")
+        raise ServiceError(
+            f"{email} already has a pending invitation; resend it, or withdraw it to invite again.",
+            field="email",
+        )
     raw, token_hash = new_invitation_token()
     invitation = Invitation.objects.create(
         workspace=workspace,
@@ -266,6 +270,68 @@ def _send_invitation_email(invitation: Invitation, url: str, actor: Actor) -> No
         from_email=None,
         recipient_list=[invitation.email],
     )
+
+
+RESEND_SPACING = timedelta(minutes=1)
+RESENDS_PER_DAY = 5
+
+
+@transaction.atomic
+def invitation_resend(*, workspace: Workspace, invitation: Invitation, actor: Actor) -> tuple[Invitation, str]:
+    """E-mail a pending invitation again, with a new link and a new expiry.
+
+    A new token, because only the old one's hash is stored; the old link
+    stops working. At most ``RESENDS_PER_DAY`` resends per invitation in 24
+    hours and one a minute (counted from the audit trail), so an admin's
+    double click or a script cannot flood someone's inbox. The e-mail is sent
+    inside the transaction: if it fails, nothing changes and the old link
+    still works.
+    """
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk, workspace=workspace)
+    if invitation.status != "pending":
+        raise ServiceError(f"This invitation is already {invitation.status}; invite again instead.")
+    _refuse_resend_too_soon(invitation)
+    raw, token_hash = new_invitation_token()
+    invitation.token_hash = token_hash
+    invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_LIFETIME_DAYS)
+    invitation.save(update_fields=["token_hash", "expires_at"])
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="invitation.resent",
+        target=invitation,
+        data={"email": invitation.email, "expires_at": invitation.expires_at.isoformat()},
+    )
+    try:
+        _send_invitation_email(invitation, invitation_accept_url(raw), actor)
+    except (OSError, ValueError) as exc:  # SMTP and network errors (OSError), bad headers (ValueError)
+        logger.warning("Invitation e-mail for workspace %s failed: %s", workspace.slug, exc)
+        raise UnavailableError(
+            f"The invitation e-mail to {invitation.email} could not be sent; the earlier link still works. "
+            "Try again later.",
+            code="email_failed",
+        ) from None
+    return invitation, raw
+
+
+def _refuse_resend_too_soon(invitation: Invitation) -> None:
+    now = timezone.now()
+    sent = list(
+        AuditEvent.objects.filter(
+            workspace=invitation.workspace,
+            action__in=("invitation.created", "invitation.resent"),
+            target_id=str(invitation.pk),
+            created_at__gte=now - timedelta(days=1),
+        ).values_list("action", "created_at")
+    )
+    last = max((at for _, at in sent), default=invitation.created_at)
+    if now - last < RESEND_SPACING:
+        raise ServiceError("The invitation was sent less than a minute ago; wait a moment before resending it.")
+    if sum(1 for action, _ in sent if action == "invitation.resent") >= RESENDS_PER_DAY:
+        raise ServiceError(
+            f"This invitation was resent {RESENDS_PER_DAY} times in the last 24 hours; try again tomorrow, "
+            "or check the address."
+        )
 
 
 @transaction.atomic
@@ -355,6 +421,13 @@ def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], actor:
     unknown = [s for s in scopes if s not in Scope.values]
     if not scopes or unknown:
         raise ServiceError(f"Choose one or more scopes from: {', '.join(Scope.values)}.", field="scopes")
+    _lock_workspace(workspace)  # two requests with the same name: the second sees the first
+    if ApiKey.objects.filter(workspace=workspace, name__iexact=name, revoked_at__isnull=True).exists():
+        raise ServiceError(
+            f"This workspace already has an active key named “{name}”; choose another name, or revoke that key first.",
+            field="name",
+            code="duplicate_name",
+        )
     raw, prefix, key_hash = new_api_key()
     key = ApiKey.objects.create(
         workspace=workspace, name=name, prefix=prefix, key_hash=key_hash, scopes=scopes, created_by=actor.user
