@@ -62,6 +62,11 @@ class Tick:
     x: float
     label: str
 
+    @property
+    def percent(self) -> float:
+        """Where the label goes under the stretched drawing (HTML, so the text keeps its size)."""
+        return round(100 * self.x / WIDTH, 2)
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -119,7 +124,9 @@ def _ticks(start: datetime, end: datetime, span: timedelta) -> list[Tick]:
     first = datetime.fromtimestamp((start.timestamp() // seconds + 1) * seconds, tz=UTC)
     ticks, moment = [], first
     while moment <= end:
-        ticks.append(Tick(x=_x(moment, start, span), label=f"{moment:%H:%M}"))
+        x = _x(moment, start, span)
+        if LEFT + 24 <= x <= RIGHT - 24:  # a label at the very edge would stick out of the card
+            ticks.append(Tick(x=x, label=f"{moment:%H:%M}"))
         moment += step
     return ticks
 

@@ -21,7 +21,9 @@ from .overview import workspace_overview
 from .refresh import Outcome
 from .timeline import connection_timeline
 
-STATUS_FILTERS = [("", "All"), *Status.choices]
+# Healthy first, then what needs a look, then what is not in use.
+STATUS_ORDER = [Status.ACTIVE, Status.REFRESH_FAILING, Status.NEEDS_REAUTH, Status.PENDING, Status.REVOKED]
+STATUS_FILTERS = [("", "All"), *((value, Status(value).label) for value in STATUS_ORDER)]
 
 
 def token_url(connection) -> str:
@@ -66,7 +68,8 @@ class OverviewView(WorkspaceViewMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(workspace_overview(workspace=self.workspace, membership=self.membership))
-        context["status_filters"] = [(value, label, context["counts"][value]) for value, label in Status.choices]
+        labels = dict(Status.choices)
+        context["status_filters"] = [(value, labels[value], context["counts"][value]) for value in STATUS_ORDER]
         first = context["first_connection"]
         context["token_curl_url"] = token_url(first) if first else ""
         return context

@@ -75,9 +75,35 @@ def page_width(page: Page) -> int:
     return page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
 
 
+def overflowing(page: Page, limit: int = 3) -> list[str]:
+    """The innermost elements that stick out past the viewport's right edge (to say what is too wide)."""
+    return page.evaluate(
+        r"""(limit) => {
+            const width = document.documentElement.clientWidth;
+            const clipped = (el) => {  // inside a container that scrolls or clips sideways
+                for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+                    if (getComputedStyle(up).overflowX !== "visible") return true;
+                }
+                return false;
+            };
+            const out = [...document.body.querySelectorAll("*")].filter((el) => {
+                const box = el.getBoundingClientRect();
+                return box.right > width + 1 && box.width > 0 && !clipped(el);
+            });
+            const innermost = out.filter((el) => !out.some((other) => other !== el && el.contains(other)));
+            return innermost.slice(0, limit).map((el) =>
+                `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.className && el.className.baseVal === undefined
+                    ? "." + String(el.className).trim().split(/\s+/).join(".") : ""} (${Math.round(el.getBoundingClientRect().right)} px)`);
+        }""",
+        limit,
+    )
+
+
 def expect_fits(page: Page) -> None:
     width = page_width(page)
-    assert width <= page.viewport_size["width"], f"{page.url} is {width} px wide at {page.viewport_size['width']} px"
+    assert width <= page.viewport_size["width"], (
+        f"{page.url} is {width} px wide at {page.viewport_size['width']} px: {overflowing(page)}"
+    )
 
 
 def axe_violations(page: Page, impacts=("serious", "critical")) -> list[dict]:

@@ -112,8 +112,8 @@ def test_the_list_shows_each_client_with_its_type_and_connection_count(client, t
     response = client.get(page("", acme_client))
 
     row = next(r for r in text(response).split("<tr>") if "Exact Online NL" in r)
-    assert "<td>Exact Online</td>" in row
-    assert "<td>1</td>" in row
+    assert '<td data-label="Type">Exact Online</td>' in row
+    assert '<td data-label="Connections">1</td>' in row
     assert "<code>acme-exact-id</code>" in row
 
 
