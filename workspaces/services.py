@@ -262,7 +262,7 @@ def _invitation_withdraw_undelivered(invitation: Invitation, actor: Actor, *, re
 
 
 def _send_invitation_email(invitation: Invitation, url: str, actor: Actor) -> None:
-    context = {"invitation": invitation, "url": url, "inviter": actor.label}
+    context = {"invitation": invitation, "url": url, "inviter": actor.label, "base_url": settings.PUBLIC_BASE_URL}
     workspace_name = " ".join(invitation.workspace.name.split())  # one header line, even for an old name
     send_mail(
         subject=f"[Tokenkeeper] You are invited to {workspace_name}",
