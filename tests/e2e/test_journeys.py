@@ -27,6 +27,7 @@ from tests.e2e.helpers import (
     logout,
     main_nav,
     open_console_page,
+    open_user_menu,
     press,
     screenshot,
     signup_and_verify,
@@ -73,6 +74,10 @@ def test_a_workspace_admin_goes_from_sign_up_to_a_token(live_server, new_person,
     checklist = page.locator("#first-run")
     expect(checklist.locator("li.done")).to_have_count(0)
     step(page, f"journey-{size}-1-new-workspace")
+    # The header's menus, reached by tapping on a phone (nothing covers them).
+    expect(open_user_menu(page).get_by_role("link", name="API docs")).to_be_visible()
+    expect(main_nav(page).get_by_role("link", name="Admin console")).to_be_visible()
+    step(page, f"journey-{size}-1-menus")
 
     # Register the Exact Online app: Admin console → OAuth2.0 Clients → Register OAuth2.0 Client.
     open_console_page(page, "OAuth2.0 Clients")

@@ -45,33 +45,25 @@ SIGNED_OUT = {
 ADMIN = {
     "overview": "/w/acme/",
     "connections": "/w/acme/connections/",
-    "connections-needing-reauth": "/w/acme/connections/?status=needs_reauth",
     "connection-active": "/w/acme/connections/{active}/",
     "connection-needs-reauth": "/w/acme/connections/{broken}/",
-    "connection-pending": "/w/acme/connections/{pending}/",
     "connection-new": "/w/acme/connections/new/",
     "console": "/w/acme/admin/",
     "oauth-clients": "/w/acme/admin/oauth-clients/",
     "oauth-client-register": "/w/acme/admin/oauth-clients/new/",
     "oauth-client": "/w/acme/admin/oauth-clients/{client}/",
-    "oauth-client-edit": "/w/acme/admin/oauth-clients/{client}/edit/",
-    "oauth-client-secret": "/w/acme/admin/oauth-clients/{client}/secret/",
     "oauth-client-delete": "/w/acme/admin/oauth-clients/{client}/delete/",
     "members": "/w/acme/admin/members/",
     "api-keys": "/w/acme/admin/api-keys/",
     "audit-log": "/w/acme/admin/audit/",
-    "settings": "/w/acme/admin/settings/",
     "new-workspace-overview": "/w/acme-2/",
     "workspace-new": "/workspaces/new/",
     "account-email": "/accounts/email/",
     "account-password": "/accounts/password/change/",
     "account-two-factor": "/accounts/2fa/",
-    "signed-in-not-found": "/w/acme/connections/00000000-0000-0000-0000-000000000000/",
-    "signed-in-api-docs": "/api/docs/",
 }
 MEMBER = {
     "member-overview": "/w/acme/",
-    "member-connections": "/w/acme/connections/",
     "member-not-allowed": "/w/acme/admin/oauth-clients/",
 }
 
@@ -146,11 +138,7 @@ class Tour:
     def visit(self, page: Page, name: str, path: str) -> None:
         if ONLY and name not in ONLY:
             return
-        import time
-
-        t = time.monotonic()
         page.goto(url(self.live_server, path.format(**self.ids)))
-        print(f"TIMING goto {name} {time.monotonic() - t:.2f}")
         self.check(page, name)
 
     def check(self, page: Page, name: str) -> None:
@@ -158,16 +146,9 @@ class Tour:
             return
         if name.endswith("api-docs"):  # rendered by Swagger UI's script after the load event
             expect(page.locator(".opblock").first).to_be_visible()
-        import time
-
-        t0 = time.monotonic()
-        page.wait_for_load_state("load")
         violations = axe_violations(page)
-        t1 = time.monotonic()
         width = page_width(page)
         screenshot(page, f"{self.device}-{name}")
-        t2 = time.monotonic()
-        print(f"TIMING {name}: axe {t1 - t0:.2f} shot {t2 - t1:.2f}")
         for violation in violations:
             self.problems.append(
                 f"{self.device} {name}: axe {violation['impact']} {violation['id']} ({violation['help']}) "
