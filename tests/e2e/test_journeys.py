@@ -173,13 +173,27 @@ def test_an_invited_member_connects_their_own_account_and_cannot_manage_clients(
     assert Connection.objects.get().owner.email == "max@example.com"
     screenshot(member, "journey-member-connected")
 
+    # Disconnecting asks on the page first (no dialog), then says when it happened.
+    press(member, member.get_by_role("button", name="Disconnect", exact=True))
+    confirm = member.get_by_role("group", name="Confirm: Disconnect")
+    expect(confirm).to_contain_text("Its tokens are deleted at once")
+    press(member, confirm.get_by_role("button", name="Cancel"))
+    expect(confirm).to_be_hidden()
+    assert Connection.objects.get().status == Status.ACTIVE
+    press(member, member.get_by_role("button", name="Disconnect", exact=True))
+    press(member, confirm.get_by_role("button", name="Yes, disconnect"))
+    expect(status_badge(member)).to_have_text("Revoked")
+    expect(member.locator("#disconnected")).to_contain_text("UTC")
+    expect(member.locator("#connected")).to_have_count(0)
+    expect(member.get_by_role("button", name="Reconnect")).to_be_visible()
+
     # OAuth clients are the admins': "not allowed", inside the workspace's layout.
     response = member.goto(url(live_server, "/w/acme/admin/oauth-clients/new/"))
     assert response is not None and response.status == 403
     expect(member.get_by_role("heading", level=1, name="Not allowed")).to_be_visible()
     expect(member.locator("#workspace-switcher summary")).to_contain_text("Acme Finance")
     press(member, member.get_by_role("link", name="Back to Acme Finance"))
-    expect(member.locator("#status-counts [data-status=active] strong")).to_have_text("1")
+    expect(member.locator("#status-counts [data-status=revoked] strong")).to_have_text("1")
 
 
 def test_an_admin_reconnects_a_connection_the_provider_stopped_refreshing(live_server, new_person, exact, team):
