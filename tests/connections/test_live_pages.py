@@ -11,7 +11,7 @@ from connections.events import connection_event
 from connections.models import Connection, EventKind, Status
 from connections.services import connection_disconnect
 from connections.timeline import connection_timeline
-from tests.connections.helpers import detail_url
+from tests.connections.helpers import detail_url, exact_consent, path_and_query, start_flow
 from tests.refresh.helpers import connect
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +107,10 @@ def test_the_timeline_marks_refreshes_and_failures_in_time(team, exact_connectio
     assert marks[0][1] < marks[1][1] < marks[2][1] < marks[3][1]
     assert timeline.summary == "In the last 52 minutes: 1 refresh, 1 failure."
     assert all(timeline.left + 20 <= t.x <= timeline.right - 20 for t in timeline.ticks)
+
+
+def test_an_authorization_through_the_callback_records_the_browsers_address(people, exact_connection):
+    callback = exact_consent(start_flow(people.alice, exact_connection))
+    people.alice.get(path_and_query(callback), REMOTE_ADDR="203.0.113.9")
+    event = AuditEvent.objects.get(action="connection.authorized")
+    assert (event.actor_label, event.ip_address) == ("alice@example.com", "203.0.113.9")
