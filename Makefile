@@ -18,10 +18,11 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.run-deps
 
 ## run: install, migrate, then web (http://127.0.0.1:8000), worker and beat in the foreground
+# Ctrl-C stops all three: honcho exits 130 after stopping them, which is how a run ends, not an error.
 run: $(VENV)/.run-deps
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py ensure_local_admin
-	$(BIN)/honcho --procfile Procfile.dev start
+	@$(BIN)/python manage.py migrate --noinput -v 0
+	@$(BIN)/python manage.py ensure_local_admin
+	@trap '' INT; $(BIN)/honcho --procfile Procfile.dev start || [ $$? -eq 130 ]
 
 ## test: install dev requirements and run the whole suite
 test: $(VENV)/.dev-deps

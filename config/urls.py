@@ -4,7 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common import health
-from connections.urls import oauth_urlpatterns
+from common.views import favicon
+from connections.urls import oauth_urlpatterns, overview_urlpatterns
 from integrations.urls import receiver_urlpatterns
 
 admin.site.site_header = "Tokenkeeper staff"
@@ -28,9 +29,11 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("favicon.ico", favicon, name="favicon"),
     *oauth_urlpatterns,
     *receiver_urlpatterns,
     path("w/<slug:workspace_slug>/", include("integrations.urls")),
+    *overview_urlpatterns,
     path("", include("workspaces.urls")),
 ]
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import SYSTEM, Actor, audit_record
+from audit.services import Actor, audit_record
 from common.hashing import sha256_hex
 
 from .events import connection_event
@@ -126,8 +126,8 @@ def _claim_state(state: str, session) -> AuthorizationState:
     return record
 
 
-def flow_complete(*, session, params) -> FlowResult:
-    """Handle the provider's redirect back to ``/oauth2/callback``."""
+def flow_complete(*, session, params, ip: str | None = None) -> FlowResult:
+    """Handle the provider's redirect back to ``/oauth2/callback`` (``ip``: the browser's, for the audit trail)."""
     state = params.get("state") or ""
     if not state:
         raise FlowError("The provider's answer carried no state. Start the connection again.")
@@ -162,7 +162,7 @@ def flow_complete(*, session, params) -> FlowResult:
             f"The provider issued tokens, but reading the connected account failed: {exc} "
             "No tokens were stored; try again.",
         ) from None
-    return _store(connection, tokens, identity, issued_at, started_by=record.started_by)
+    return _store(connection, tokens, identity, issued_at, started_by=record.started_by, ip=ip)
 
 
 def division_of(details: dict) -> int | None:
@@ -175,7 +175,7 @@ def division_of(details: dict) -> int | None:
 
 
 @transaction.atomic
-def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -> FlowResult:
+def _store(connection: Connection, tokens, identity, issued_at, *, started_by, ip: str | None) -> FlowResult:
     connection = (
         Connection.objects.select_for_update().select_related("oauth_client", "workspace").get(pk=connection.pk)
     )
@@ -209,7 +209,7 @@ def _store(connection: Connection, tokens, identity, issued_at, *, started_by) -
         account_id=connection.account_id,
         scopes=connection.granted_scopes,
     )
-    actor = Actor(user=started_by) if started_by else SYSTEM
+    actor = Actor(user=started_by, ip=ip)  # no user: an end user of a connect link
     audit_record(
         workspace=connection.workspace,
         actor=actor,

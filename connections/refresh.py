@@ -546,6 +546,7 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
             "rotated": bool(tokens.refresh_token),
             # Seconds the old token had left when the request went out (inside Exact's window: 0 < lead <= 30).
             "lead": round((old_expiry - issued_at).total_seconds(), 2) if old_expiry else None,
+            **_timing(connection, old_expiry, issued_at),
         },
     )
     if batch is not None:
@@ -578,6 +579,16 @@ def _save_columns(connection: Connection, names: list[str]) -> None:
             f"UPDATE connections_connection SET {assignments} WHERE id = %s",  # noqa: S608 (model's column names)
             [*params, _FIELDS["id"].get_db_prep_value(connection.pk, db_connection)],
         )
+
+
+def _timing(connection: Connection, old_expiry: datetime | None, issued_at: datetime) -> dict:
+    """Event data that tells whether a refresh came in time: after the provider's window
+    opened (if it has one) and before the old access token expired (the Overview's share)."""
+    if old_expiry is None:
+        return {}
+    opens = _policy(connection).window_opens_at(old_expiry)
+    in_window = issued_at < old_expiry and (opens is None or issued_at >= opens)
+    return {"previous_expires_at": old_expiry.isoformat(), "in_window": in_window}
 
 
 def _backoff(failures: int) -> float:

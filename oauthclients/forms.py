@@ -1,5 +1,7 @@
 from django import forms
 
+from common.humanize import human_duration
+
 from .providers import AUTH_METHODS, PROVIDER_CHOICES, get_provider
 from .providers.exact_online import SITES
 
@@ -28,9 +30,11 @@ class OAuthClientForm(forms.Form):
     )
     authorization_url = forms.CharField(label="Authorization URL", max_length=500, widget=URL_WIDGET)
     token_url = forms.CharField(label="Token URL", max_length=500, widget=URL_WIDGET)
-    access_token_expires_in = forms.CharField(label="Access Token Expires In", help_text="Milliseconds, e.g. 3599999.")
+    access_token_expires_in = forms.CharField(
+        label="Access Token Expires In (ms)", widget=forms.TextInput(attrs={"inputmode": "numeric"})
+    )
     refresh_token_expires_in = forms.CharField(
-        label="Refresh Token Expires In", help_text="Milliseconds, e.g. 7775999999; 0 means never."
+        label="Refresh Token Expires In (ms)", widget=forms.TextInput(attrs={"inputmode": "numeric"})
     )
     scopes = forms.CharField(
         label="Scopes", required=False, max_length=1000, help_text="Space-separated, as the provider names them."
@@ -48,13 +52,25 @@ class OAuthClientForm(forms.Form):
 
     ADVANCED = ("scopes", "token_endpoint_auth_method", "use_pkce", "api_base_url", "identity_url")
 
-    def __init__(self, *args, editing: bool = False, **kwargs):
+    def __init__(self, *args, editing: bool = False, provider: str = "", kept: tuple[str, ...] = (), **kwargs):
         super().__init__(*args, **kwargs)
         if editing:
             # Type is fixed once saved; secrets are replaced on their own page.
             del self.fields["provider"]
             del self.fields["client_secret"]
             del self.fields["webhook_secret"]
+        help_texts = expiry_help(get_provider(provider or self.initial.get("provider") or "exact_online"))
+        self.fields["access_token_expires_in"].help_text = help_texts["access"]
+        self.fields["refresh_token_expires_in"].help_text = help_texts["refresh"]
+        self.mark_kept(kept)
+
+    def mark_kept(self, names: tuple[str, ...]) -> None:
+        """Secrets typed in an attempt that failed validation and kept (encrypted) in the session."""
+        for name in names:
+            self.fields[name].required = False
+            self.fields[name].help_text = KEPT_SECRET_HELP
+            self.fields[name].widget.attrs["placeholder"] = "•••••••• (kept)"
+            self._bound_fields_cache.pop(name, None)  # a bound field copies its help text when made
 
     @classmethod
     def initial_for(cls, provider_key: str = "exact_online") -> dict:
@@ -78,6 +94,30 @@ class OAuthClientForm(forms.Form):
 
     def advanced_fields(self):
         return [f for f in self if f.name in self.ADVANCED]
+
+
+KEPT_SECRET_HELP = "Kept from your previous attempt (never shown): leave it empty to use it, or type a new one."
+
+
+def _lifetime(ms: int) -> str:
+    return f"{ms} ms ({human_duration(ms / 1000)})"
+
+
+def expiry_help(provider) -> dict[str, str]:
+    """Help for the two lifetimes, naming where the prefilled values come from."""
+    source = "a common default" if provider.key == "generic" else f"{provider.name}'s lifetime"
+    access = (
+        f"Prefilled with {source}: {_lifetime(provider.access_token_expires_in_ms)}. Tokenkeeper uses the "
+        "expires_in of each token response when the provider sends one; this value is the fallback."
+    )
+    if provider.refresh_token_expires_in_ms:
+        refresh = (
+            f"Prefilled with {source}: {_lifetime(provider.refresh_token_expires_in_ms)}"
+            f"{', counted from the last refresh' if provider.rotates_refresh_token else ''}. 0 means never."
+        )
+    else:
+        refresh = f"Prefilled with {source}: 0, which means the refresh token never expires."
+    return {"access": access, "refresh": refresh}
 
 
 class ReplaceSecretForm(forms.Form):

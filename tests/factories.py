@@ -1,3 +1,5 @@
+import itertools
+
 import factory
 from allauth.account.models import EmailAddress
 
@@ -41,7 +43,14 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.MEMBER
 
 
-def make_api_key(workspace, scopes=("read", "write", "tokens"), name="test key") -> str:
-    """Create a key and return the raw secret for an Authorization header."""
+_key_numbers = itertools.count(1)
+
+
+def make_api_key(workspace, scopes=("read", "write", "tokens"), name: str | None = None) -> str:
+    """Create a key and return the raw secret for an Authorization header.
+
+    Key names are unique among a workspace's active keys: without a name, each key gets its own.
+    """
+    name = name or f"test key {next(_key_numbers)}"
     _, raw = api_key_create(workspace=workspace, name=name, scopes=list(scopes), actor=SYSTEM)
     return raw

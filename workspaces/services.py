@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from audit.models import AuditEvent
 from audit.services import Actor, audit_record
 from common.errors import ServiceError, UnavailableError, clean_name, refuse_control_characters
 
@@ -205,7 +206,10 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, actor: Act
         expires_at__gt=timezone.now(),
     )
     if pending.exists():
-        raise ServiceError(f"{email} already has a pending invitation; revoke it to send a new one.", field="email")
+        raise ServiceError(
+            f"{email} already has a pending invitation; resend it, or withdraw it to invite again.",
+            field="email",
+        )
     raw, token_hash = new_invitation_token()
     invitation = Invitation.objects.create(
         workspace=workspace,
@@ -258,7 +262,7 @@ def _invitation_withdraw_undelivered(invitation: Invitation, actor: Actor, *, re
 
 
 def _send_invitation_email(invitation: Invitation, url: str, actor: Actor) -> None:
-    context = {"invitation": invitation, "url": url, "inviter": actor.label}
+    context = {"invitation": invitation, "url": url, "inviter": actor.label, "base_url": settings.PUBLIC_BASE_URL}
     workspace_name = " ".join(invitation.workspace.name.split())  # one header line, even for an old name
     send_mail(
         subject=f"[Tokenkeeper] You are invited to {workspace_name}",
@@ -266,6 +270,30 @@ def _send_invitation_email(invitation: Invitation, url: str, actor: Actor) -> No
         from_email=None,
         recipient_list=[invitation.email],
     )
+
+
+RESEND_SPACING = timedelta(minutes=1)
+RESENDS_PER_DAY = 5
+
+
+def _refuse_resend_too_soon(invitation: Invitation) -> None:
+    now = timezone.now()
+    sent = list(
+        AuditEvent.objects.filter(
+            workspace=invitation.workspace,
+            action__in=("invitation.created", "invitation.resent"),
+            target_id=str(invitation.pk),
+            created_at__gte=now - timedelta(days=1),
+        ).values_list("action", "created_at")
+    )
+    last = max((at for _, at in sent), default=invitation.created_at)
+    if now - last < RESEND_SPACING:
+        raise ServiceError("The invitation was sent less than a minute ago; wait a moment before resending it.")
+    if sum(1 for action, _ in sent if action == "invitation.resent") >= RESENDS_PER_DAY:
+        raise ServiceError(
+            f"This invitation was resent {RESENDS_PER_DAY} times in the last 24 hours; try again tomorrow, "
+            "or check the address."
+        )
 
 
 @transaction.atomic
@@ -293,7 +321,9 @@ def invitation_resend(*, workspace: Workspace, invitation: Invitation, actor: Ac
     new token replaces it (the old link stops working: one live link per
     invitation, still single-use). The e-mail goes out before the commit, so
     if sending fails nothing changes and the old link keeps working. Returns
-    the invitation and its new one-time token.
+    the invitation and its new one-time token. At most ``RESENDS_PER_DAY``
+    resends in 24 hours and one a minute (counted from the audit trail), so a
+    double click or a script cannot flood someone's inbox.
     """
     invitation = (
         Invitation.objects.select_for_update(of=("self",))
@@ -301,12 +331,13 @@ def invitation_resend(*, workspace: Workspace, invitation: Invitation, actor: Ac
         .get(pk=invitation.pk, workspace=workspace)
     )
     if invitation.status in ("accepted", "revoked"):
-        raise ServiceError(f"This invitation was {invitation.status}; send a new invitation instead.")
+        raise ServiceError(f"This invitation is already {invitation.status}; send a new invitation instead.")
     if Membership.objects.filter(workspace=workspace, user__email__iexact=invitation.email).exists():
         raise ServiceError(f"{invitation.email} is already a member of this workspace.")
     others = invitations_pending(workspace=workspace).filter(email__iexact=invitation.email).exclude(pk=invitation.pk)
     if others.exists():
         raise ServiceError(f"{invitation.email} has another pending invitation; resend that one.")
+    _refuse_resend_too_soon(invitation)
     raw, invitation.token_hash = new_invitation_token()
     invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_LIFETIME_DAYS)
     invitation.save(update_fields=["token_hash", "expires_at"])
@@ -323,8 +354,8 @@ def invitation_resend(*, workspace: Workspace, invitation: Invitation, actor: Ac
     except (OSError, ValueError) as exc:  # raised inside the transaction: the new link is rolled back
         logger.warning("Invitation e-mail for workspace %s failed: %s", workspace.slug, exc)
         raise UnavailableError(
-            f"The invitation e-mail to {invitation.email} could not be sent; the invitation is unchanged. "
-            "Try again later.",
+            f"The invitation e-mail to {invitation.email} could not be sent; the invitation is unchanged and the "
+            "earlier link still works. Try again later.",
             code="email_failed",
         ) from None
     return invitation, raw
@@ -400,6 +431,13 @@ def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], actor:
     unknown = [s for s in scopes if s not in Scope.values]
     if not scopes or unknown:
         raise ServiceError(f"Choose one or more scopes from: {', '.join(Scope.values)}.", field="scopes")
+    _lock_workspace(workspace)  # two requests with the same name: the second sees the first
+    if ApiKey.objects.filter(workspace=workspace, name__iexact=name, revoked_at__isnull=True).exists():
+        raise ServiceError(
+            f"This workspace already has an active key named “{name}”; choose another name, or revoke that key first.",
+            field="name",
+            code="duplicate_name",
+        )
     raw, prefix, key_hash = new_api_key()
     key = ApiKey.objects.create(
         workspace=workspace, name=name, prefix=prefix, key_hash=key_hash, scopes=scopes, created_by=actor.user

@@ -55,12 +55,15 @@ class WorkspaceViewMixin(LoginRequiredMixin):
         membership = membership_for(user=request.user, workspace_slug=workspace_slug)
         if membership is None:
             raise Http404("No such workspace.")
+        # The "not allowed" page keeps this workspace in its header (workspaces.context_processors).
+        request.tenant_membership = membership
         if not role_satisfies(membership.role, self.required_role):
             raise PermissionDenied("Only workspace admins can open this page.")
         self.membership = membership
         self.workspace = membership.workspace
         self.actor = Actor.from_request(request)
-        request.session["workspace"] = self.workspace.slug
+        if request.session.get("workspace") != self.workspace.slug:  # no session write on every poll
+            request.session["workspace"] = self.workspace.slug
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):

@@ -6,7 +6,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("workspaces/new/", views.WorkspaceCreateView.as_view(), name="workspace-create"),
     path("invitations/<str:token>/", views.InvitationView.as_view(), name="invitation"),
-    path("w/<slug:workspace_slug>/", views.OverviewView.as_view(), name="workspace-overview"),
     path("w/<slug:workspace_slug>/leave/", views.LeaveView.as_view(), name="workspace-leave"),
     path("w/<slug:workspace_slug>/admin/", views.AdminConsoleView.as_view(), name="workspace-console"),
     path("w/<slug:workspace_slug>/admin/settings/", views.SettingsView.as_view(), name="workspace-settings"),
@@ -25,6 +24,11 @@ urlpatterns = [
         "w/<slug:workspace_slug>/admin/invitations/<uuid:invitation_id>/revoke/",
         views.InvitationRevokeView.as_view(),
         name="workspace-invitation-revoke",
+    ),
+    path(
+        "w/<slug:workspace_slug>/admin/invitations/<uuid:invitation_id>/resend/",
+        views.InvitationResendView.as_view(),
+        name="workspace-invitation-resend",
     ),
     path("w/<slug:workspace_slug>/admin/api-keys/", views.ApiKeysView.as_view(), name="workspace-api-keys"),
     path(

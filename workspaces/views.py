@@ -1,17 +1,23 @@
+from datetime import datetime, timedelta
+
 from allauth.account.adapter import get_adapter
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
 from audit.services import Actor
+from common.crypto import decrypt, encrypt
 from common.errors import ServiceError
 from common.forms import add_service_error
 
 from . import selectors, services
+from .auditlog import audit_row
 from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceCreateForm, WorkspaceRenameForm
 from .models import Role
 from .tenancy import WorkspaceViewMixin
@@ -42,15 +48,6 @@ class WorkspaceCreateView(LoginRequiredMixin, FormView):
             return self.form_invalid(form)
         messages.success(self.request, f"Workspace “{workspace.name}” created. You are its admin.")
         return redirect("workspace-overview", workspace_slug=workspace.slug)
-
-
-class OverviewView(WorkspaceViewMixin, TemplateView):
-    template_name = "workspaces/overview.html"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["members"] = selectors.members_list(workspace=self.workspace)
-        return context
 
 
 class LeaveView(WorkspaceViewMixin, View):
@@ -95,9 +92,14 @@ class MembersView(WorkspaceViewMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.setdefault("invite_form", InvitationForm())
-        context["members"] = selectors.members_list(workspace=self.workspace)
+        members = list(selectors.members_list(workspace=self.workspace))
+        only_admin = [m for m in members if m.is_admin]
+        context["members"] = members
+        # The only admin can be neither demoted nor removed: their row says why instead of offering it.
+        context["sole_admin_id"] = only_admin[0].id if len(only_admin) == 1 else None
         context["invitations"] = selectors.invitations_pending(workspace=self.workspace)
         context["roles"] = Role.choices
+        context["invitation_days"] = settings.INVITATION_LIFETIME_DAYS
         return context
 
     def post(self, request):
@@ -166,6 +168,28 @@ class InvitationRevokeView(WorkspaceViewMixin, View):
         return redirect("workspace-members", workspace_slug=self.workspace.slug)
 
 
+class InvitationResendView(WorkspaceViewMixin, View):
+    required_role = Role.ADMIN
+
+    def post(self, request, invitation_id):
+        invitation = selectors.invitations_list(workspace=self.workspace).filter(id=invitation_id).first()
+        if invitation is None:
+            return _not_found(request, "That invitation no longer exists.", "workspace-members", self.workspace)
+        try:
+            services.invitation_resend(workspace=self.workspace, invitation=invitation, actor=self.actor)
+            messages.success(
+                request,
+                f"Invitation sent again to {invitation.email}, with a new link; the earlier link no longer works.",
+            )
+        except ServiceError as error:
+            messages.error(request, error.message)
+        return redirect("workspace-members", workspace_slug=self.workspace.slug)
+
+
+NEW_KEY_SESSION = "new_api_key"
+NEW_KEY_SHOWN_FOR = timedelta(minutes=10)
+
+
 class ApiKeysView(WorkspaceViewMixin, TemplateView):
     required_role = Role.ADMIN
     template_name = "workspaces/console/api_keys.html"
@@ -176,6 +200,11 @@ class ApiKeysView(WorkspaceViewMixin, TemplateView):
         context["api_keys"] = selectors.api_keys_list(workspace=self.workspace)
         return context
 
+    def get(self, request):
+        response = self.render_to_response(self.get_context_data(**self._new_key()))
+        response["Cache-Control"] = "no-store"  # the page may show a new key
+        return response
+
     def post(self, request):
         form = ApiKeyForm(request.POST)
         if form.is_valid():
@@ -184,13 +213,30 @@ class ApiKeysView(WorkspaceViewMixin, TemplateView):
             except ServiceError as error:
                 add_service_error(form, error)
             else:
-                # Rendered, not redirected: the raw key exists only in this response, which no cache may keep.
-                response = self.render_to_response(
-                    self.get_context_data(new_key=key, new_key_raw=raw, form=ApiKeyForm())
-                )
-                response["Cache-Control"] = "no-store"
-                return response
-        return self.render_to_response(self.get_context_data(form=form))
+                # Post/Redirect/Get: the key waits (encrypted) in the session for the next page, which
+                # shows it once; reloading that page creates nothing and shows nothing.
+                request.session[NEW_KEY_SESSION] = {
+                    "id": str(key.id),
+                    "secret": encrypt(raw),
+                    "at": timezone.now().isoformat(),
+                    "workspace": str(self.workspace.id),
+                }
+                return redirect("workspace-api-keys", workspace_slug=self.workspace.slug)
+        response = self.render_to_response(self.get_context_data(form=form))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def _new_key(self) -> dict:
+        """The key created just before this page, once: taken out of the session as it is shown."""
+        stash = self.request.session.pop(NEW_KEY_SESSION, None)
+        if not stash or stash.get("workspace") != str(self.workspace.id):
+            return {}
+        if timezone.now() - datetime.fromisoformat(stash["at"]) > NEW_KEY_SHOWN_FOR:
+            return {}
+        key = selectors.api_keys_list(workspace=self.workspace).filter(id=stash["id"], revoked_at__isnull=True).first()
+        if key is None:
+            return {}
+        return {"new_key": key, "new_key_raw": decrypt(stash["secret"])}
 
 
 class ApiKeyRevokeView(WorkspaceViewMixin, View):
@@ -215,7 +261,9 @@ class AuditLogView(WorkspaceViewMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         events = selectors.audit_events_list(workspace=self.workspace)
-        context["page"] = Paginator(events, 50).get_page(self.request.GET.get("page"))
+        page = Paginator(events, 50).get_page(self.request.GET.get("page"))
+        context["page"] = page
+        context["rows"] = [audit_row(event) for event in page]
         return context
 
 

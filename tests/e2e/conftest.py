@@ -10,7 +10,7 @@ Fixtures (see ``tests/e2e/helpers.py`` for the page-level helpers):
   server (links in e-mails), and clears the cache (allauth's rate limits);
   pytest-django empties the outbox before each test.
 - ``new_person()`` opens a page in a fresh browser context: one call per person,
-  each with its own cookies and session.
+  each with its own cookies and session; ``new_person("phone")`` a phone-sized one.
 
 The tests are skipped when /usr/bin/chromium is missing, except with
 ``CI=true``, where that is an error. ``E2E_CHROMIUM`` points at another binary.
@@ -69,9 +69,16 @@ def base_url(live_server):
     return live_server.url
 
 
+# The two sizes every page is checked at: a laptop, and a phone (tapped, not clicked).
+DEVICES = {
+    "desktop": {"viewport": {"width": 1280, "height": 900}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+
+
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
+    return {**browser_context_args, "locale": "en-US"}
 
 
 @pytest.fixture(autouse=True)
@@ -84,14 +91,16 @@ def _e2e_environment(live_server, settings):
 
 @pytest.fixture
 def new_person(new_context):
-    """``new_person()`` -> a Page in its own browser context (its own cookies).
+    """``new_person(device="desktop")`` -> a Page in its own browser context (its own cookies).
 
-    pytest-playwright closes the contexts (and keeps traces/screenshots with
-    ``--tracing``/``--screenshot``) after the test.
+    ``device="phone"`` gives a 390 px wide touch screen (``DEVICES``); the
+    helpers then tap instead of clicking. pytest-playwright closes the
+    contexts (and keeps traces/screenshots with ``--tracing``/``--screenshot``)
+    after the test.
     """
 
-    def _new_person():
-        context = new_context()
+    def _new_person(device: str = "desktop"):
+        context = new_context(**DEVICES[device])
         context.set_default_timeout(TIMEOUT_MS)
         return context.new_page()
 

@@ -17,7 +17,7 @@ def test_confirm_in_another_browser_then_log_in_and_out(live_server, new_person)
     signup(laptop, live_server, EMAIL, PASSWORD)
     # Unconfirmed: the app itself stays closed.
     laptop.goto(url(live_server, "/workspaces/new/"))
-    expect(laptop.get_by_role("heading", name="Sign In")).to_be_visible()
+    expect(laptop.get_by_role("heading", name="Log in")).to_be_visible()
 
     # Confirmed from another browser (no pending sign-up there): it asks to log in.
     confirm_email(phone, live_server, EMAIL, PASSWORD)

@@ -2,11 +2,8 @@
 
 Against the Exact Online emulator and a django-oauth-toolkit server (PKCE
 required), and the API-started flow (``connect_url``) in a browser that never
-logged in to Tokenkeeper. Screenshots go to /tmp/conn-*.png.
+logged in to Tokenkeeper. Screenshots: connection-*.png (``helpers.screenshot``).
 """
-
-import tempfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +12,7 @@ from playwright.sync_api import Page, expect
 from audit.services import Actor
 from connections.models import Connection
 from oauthclients.services import oauth_client_create
-from tests.e2e.helpers import login, open_user_menu, url
+from tests.e2e.helpers import login, open_console_page, screenshot, url
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory, make_api_key
 from tests.fixtures.peers import EXACT_CLIENT_ID as EXACT_ID
 from tests.fixtures.peers import EXACT_CLIENT_SECRET as EXACT_SECRET
@@ -26,8 +23,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.dot_server(access_token_lifetime=3600),  # the lifetime the tests type in
 ]
-
-SCREENSHOTS = str(Path(tempfile.gettempdir()) / "conn-{}.png")  # /tmp/conn-*.png
 
 
 @pytest.fixture
@@ -44,9 +39,8 @@ def alice(db):
 def register_client(page: Page, live_server, provider: str, fields: dict, advanced: dict | None = None) -> None:
     """Admin console -> OAuth2.0 Clients -> Register OAuth2.0 Client, fill in, Save."""
     page.goto(url(live_server, "/w/acme/"))
-    open_user_menu(page).get_by_role("link", name="Admin console").click()
-    page.get_by_role("navigation", name="Admin console").get_by_role("link", name="OAuth2.0 Clients").click()
-    page.get_by_role("link", name="Register OAuth2.0 Client").click()
+    open_console_page(page, "OAuth2.0 Clients")
+    page.get_by_role("main").get_by_role("link", name="Register OAuth2.0 Client").click()
     expect(page.get_by_role("heading", level=1, name="Register OAuth2.0 Client")).to_be_visible()
     expect(page.get_by_label("Redirect URI")).to_have_value(f"{live_server.url}/oauth2/callback")
     page.get_by_label("Type").select_option(provider)
@@ -128,7 +122,7 @@ def test_exact_online_connect_in_the_browser(live_server, new_person, alice, exa
     expect(page.locator("#account")).to_have_text("Jan de Vries <jan@example.nl>")
     expect(page.locator("#events")).to_contain_text("Authorized as Jan de Vries.")
     expect(page.get_by_role("button", name="Reconnect")).to_be_visible()
-    page.screenshot(path=SCREENSHOTS.format("exact"), full_page=True)
+    screenshot(page, "connection-exact")
 
     connection = Connection.objects.get()
     assert connection.status == "active" and connection.account_details["Division"] == 654321
@@ -149,8 +143,8 @@ def test_dot_connect_in_the_browser_with_pkce(live_server, new_person, alice, do
             "Client Secret": dot.client_secret,
             "Authorization URL": dot.authorization_url,
             "Token URL": dot.token_url,
-            "Access Token Expires In": "3600000",
-            "Refresh Token Expires In": "0",
+            "Access Token Expires In (ms)": "3600000",
+            "Refresh Token Expires In (ms)": "0",
         },
         advanced={
             "Scopes": "read write",
@@ -167,7 +161,7 @@ def test_dot_connect_in_the_browser_with_pkce(live_server, new_person, alice, do
     expect(page.get_by_role("status").filter(has_text="is connected as alice and ready to use")).to_be_visible()
     expect(status_badge(page)).to_have_text("Active")
     expect(page.locator("#account")).to_have_text("alice <alice@example.com>")
-    page.screenshot(path=SCREENSHOTS.format("dot"), full_page=True)
+    screenshot(page, "connection-dot")
     connection = Connection.objects.get()
     assert connection.granted_scopes == "read write" and connection.refresh_token_expires_at is None
 
@@ -220,7 +214,7 @@ def test_api_started_flow_in_a_browser_without_tokenkeeper_login(request, live_s
     expect(end_user.get_by_role("status")).to_contain_text("“Customer 42” is connected as")
     expect(end_user.get_by_text("You can close this window.")).to_be_visible()
     expect(end_user.get_by_role("banner").get_by_role("link", name="Log in")).to_be_visible()
-    end_user.screenshot(path=SCREENSHOTS.format(f"ready-{provider}"), full_page=True)
+    screenshot(end_user, f"connection-ready-{provider}")
 
     body = api.get(f"{base}{connection_id}/", timeout=10).json()
     assert body["status"] == "active" and body["last_error"] == ""
@@ -254,7 +248,7 @@ def test_declined_consent_shows_what_went_wrong(live_server, new_person, alice, 
 
     expect(page.locator("#last-error")).to_contain_text("Access was denied at the provider")
     expect(status_badge(page)).to_have_text("Pending")
-    page.screenshot(path=SCREENSHOTS.format("denied"), full_page=True)
+    screenshot(page, "connection-denied")
 
     page.get_by_role("button", name="Connect").click()  # try again
     consent_at_exact(page)

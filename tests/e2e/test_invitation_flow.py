@@ -56,11 +56,12 @@ def test_invited_member_joins_and_is_kept_out_of_admin_pages(live_server, new_pe
     expect(member.get_by_role("status")).to_have_text("Welcome to “Acme Finance”.")
     expect(member.get_by_role("heading", level=1, name="Acme Finance")).to_be_visible()
     expect(member.get_by_text("You are a member of this workspace.")).to_be_visible()
+    expect(member.get_by_role("navigation", name="Main").get_by_role("link", name="Connections")).to_be_visible()
+    expect(member.get_by_role("link", name="Admin console")).to_have_count(0)
+    expect(member.get_by_role("link", name="Manage members")).to_have_count(0)
     menu = open_user_menu(member)
     expect(menu.get_by_role("link", name="E-mail addresses")).to_be_visible()
-    expect(menu.get_by_role("link", name="Admin console")).to_have_count(0)
-    expect(member.get_by_role("link", name="Manage members")).to_have_count(0)
-    screenshot(member, "member-overview")
+    screenshot(member, "invitation-member-overview")
 
     # Admin-only pages answer 403 to the member.
     for path in ADMIN_ONLY:
@@ -68,7 +69,10 @@ def test_invited_member_joins_and_is_kept_out_of_admin_pages(live_server, new_pe
         assert response is not None
         assert response.status == 403, f"/w/acme/{path} answered {response.status} to a member"
         expect(member.get_by_role("heading", name="Not allowed")).to_be_visible()
-    screenshot(member, "member-403")
+        # The page keeps the workspace: its header and a way back.
+        expect(member.locator("#workspace-switcher summary")).to_contain_text("Acme Finance")
+        expect(member.get_by_role("link", name="Back to Acme Finance")).to_be_visible()
+    screenshot(member, "invitation-member-403")
 
     # The admin sees the new member and no pending invitation any more.
     admin.reload()
@@ -78,4 +82,4 @@ def test_invited_member_joins_and_is_kept_out_of_admin_pages(live_server, new_pe
     expect(members_row(admin, ADMIN_EMAIL)).to_contain_text("(you)")
     expect(admin.locator("#invitations")).to_have_count(0)
     expect(admin.get_by_text("No pending invitations.")).to_be_visible()
-    screenshot(admin, "admin-members")
+    screenshot(admin, "invitation-admin-members")

@@ -1,13 +1,11 @@
 """Acceptance: a workspace admin registers OAuth 2.0 clients in the Admin console.
 
-User menu → Admin console → OAuth2.0 Clients → Register OAuth2.0 Client, with
-the labels of the issue; the client page shows the redirect URI to copy into
-the provider and never the secret. Screenshots go to /tmp/oauth-*.png (see ``shot``).
+Admin console → OAuth2.0 Clients → Register OAuth2.0 Client, with the labels
+of the issue; the client page shows the redirect URI to copy into the
+provider and never the secret. Screenshots: oauth-*.png (see ``shot``).
 """
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from connections.models import Connection
 from oauthclients.models import OAuthClient
-from tests.e2e.helpers import login, open_user_menu, url
+from tests.e2e.helpers import login, open_console_page, screenshot, url
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,24 +24,19 @@ EXACT_BE = ("https://start.exactonline.be/api/oauth2/auth", "https://start.exact
 
 
 def shot(page: Page, name: str) -> Path:
-    """A full-page screenshot as oauth-<name>.png in $E2E_SCREENSHOT_DIR (default: the temp dir, /tmp)."""
-    path = Path(os.environ.get("E2E_SCREENSHOT_DIR") or tempfile.gettempdir()) / f"oauth-{name}.png"
-    page.screenshot(path=path, full_page=True)
-    return path
+    """A full-page screenshot as oauth-<name>.png (``helpers.screenshot``)."""
+    return screenshot(page, f"oauth-{name}")
 
 
 def open_oauth_clients(page: Page, live_server) -> None:
-    """From the workspace overview: User menu → Admin console → OAuth2.0 Clients."""
+    """From the workspace overview: Admin console → OAuth2.0 Clients."""
     page.goto(url(live_server, "/w/acme/"))
     expect(page.get_by_role("heading", level=1, name="Acme")).to_be_visible()
-    open_user_menu(page).get_by_role("link", name="Admin console").click()
-    expect(page.get_by_role("heading", level=1, name="Admin console")).to_be_visible()
-    page.get_by_role("navigation", name="Admin console").get_by_role("link", name="OAuth2.0 Clients").click()
-    expect(page.get_by_role("heading", level=1, name="OAuth2.0 Clients")).to_be_visible()
+    open_console_page(page, "OAuth2.0 Clients")
 
 
 def open_register_form(page: Page) -> None:
-    page.get_by_role("link", name="Register OAuth2.0 Client").click()
+    page.get_by_role("main").get_by_role("link", name="Register OAuth2.0 Client").click()
     expect(page.get_by_role("heading", level=1, name="Register OAuth2.0 Client")).to_be_visible()
 
 
@@ -92,8 +85,14 @@ def test_an_admin_registers_an_exact_online_client_and_finds_it_listed(alice, li
     expect_urls(page, EXACT_NL)
     # Exact Online has nothing to choose in Advanced: client_secret_post, no PKCE.
     expect(page.locator("#advanced")).to_be_hidden()
-    field(page, "Access Token Expires In").fill("3599999")
-    field(page, "Refresh Token Expires In").fill("7775999999")
+    # Prefilled with Exact Online's own lifetimes, and the help says so.
+    expect(field(page, "Access Token Expires In (ms)")).to_have_value("599999")
+    expect(page.locator("[data-field=access_token_expires_in] .help")).to_contain_text(
+        "Prefilled with Exact Online's lifetime: 599999 ms (about 10 minutes)"
+    )
+    field(page, "Access Token Expires In (ms)").fill("3599999")
+    expect(page.locator("output[data-duration-of=id_access_token_expires_in]")).to_have_text("= about 1 hour")
+    field(page, "Refresh Token Expires In (ms)").fill("7775999999")
     shot(page, "register-form")
 
     page.get_by_role("button", name="Save").click()
@@ -107,8 +106,12 @@ def test_an_admin_registers_an_exact_online_client_and_finds_it_listed(alice, li
     expect(facts.locator("dt:text-is('Client Secret') + dd")).to_contain_text("set")
     expect(facts.locator("dt:text-is('Authorization URL') + dd")).to_have_text(EXACT_NL[0])
     expect(facts.locator("dt:text-is('Token URL') + dd")).to_have_text(EXACT_NL[1])
-    expect(facts.locator("dt:text-is('Access Token Expires In') + dd")).to_have_text("3599999 ms")
-    expect(facts.locator("dt:text-is('Refresh Token Expires In') + dd")).to_have_text("7775999999 ms")
+    expect(facts.locator("dt:text-is('Access Token Expires In') + dd")).to_have_text("3599999 ms (about 1 hour)")
+    expect(facts.locator("dt:text-is('Refresh Token Expires In') + dd")).to_have_text("7775999999 ms (about 90 days)")
+    # The next step is a connection through this client.
+    expect(page.locator("#next-step").get_by_role("link", name="Create a connection")).to_have_attribute(
+        "href", re.compile(r"/w/acme/connections/new/\?client=")
+    )
     expect(facts.locator("dt:text-is('Client authentication') + dd")).to_have_text("client_secret_post")
     expect(facts.locator("dt:text-is('PKCE') + dd")).to_have_text("off")
     expect_secret_hidden(page)
@@ -144,8 +147,11 @@ def test_an_admin_registers_a_generic_oauth2_client_with_advanced_settings(alice
     field(page, "Client Secret").fill(SECRET)
     field(page, "Authorization URL").fill(f"{peer}/oauth/authorize")
     field(page, "Token URL").fill(f"{peer}/oauth/token")
-    expect(field(page, "Access Token Expires In")).to_have_value("3600000")
-    expect(field(page, "Refresh Token Expires In")).to_have_value("0")
+    expect(field(page, "Access Token Expires In (ms)")).to_have_value("3600000")
+    expect(field(page, "Refresh Token Expires In (ms)")).to_have_value("0")
+    # The help speaks of the chosen type, not of Exact Online.
+    expect(page.locator("[data-field=access_token_expires_in] .help")).to_contain_text("a common default")
+    expect(page.locator("#redirect-uri-help")).not_to_contain_text("Exact Online")
     page.get_by_text("Advanced: scopes, client authentication, PKCE, API base URL").click()
     expect(field(page, "Use PKCE (S256)")).to_be_checked()
     field(page, "Scopes").fill("openid offline_access")
@@ -189,9 +195,19 @@ def test_a_bad_token_url_is_shown_next_to_the_field_and_nothing_is_saved(alice, 
     expect(page.locator("[data-field=token_url] .error")).to_have_text(
         "169.254.169.254 is a private, loopback or link-local address; use a public host."
     )
+    expect(page.locator("#insecure-hint")).to_contain_text("OAUTH_ALLOW_INSECURE_URLS=true")
+    # The secret is never put back into the page, but it is kept: no need to type it again.
     expect(field(page, "Client Secret")).to_have_value("")
+    expect(page.locator("[data-field=client_secret] .help")).to_contain_text("Kept from your previous attempt")
     expect_secret_hidden(page)
     assert not OAuthClient.objects.exists()
+    shot(page, "register-error")
+
+    field(page, "Token URL").fill(EXACT_NL[1])
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1, name="Exact via metadata")).to_be_visible()
+    assert OAuthClient.objects.get().client_secret == SECRET
 
 
 def test_deleting_a_client_in_use_needs_the_confirmation_checkbox(alice, live_server, team):

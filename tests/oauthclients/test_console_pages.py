@@ -112,8 +112,8 @@ def test_the_list_shows_each_client_with_its_type_and_connection_count(client, t
     response = client.get(page("", acme_client))
 
     row = next(r for r in text(response).split("<tr>") if "Exact Online NL" in r)
-    assert "<td>Exact Online</td>" in row
-    assert "<td>1</td>" in row
+    assert '<td data-label="Type">Exact Online</td>' in row
+    assert '<td data-label="Connections">1</td>' in row
     assert "<code>acme-exact-id</code>" in row
 
 
@@ -194,3 +194,61 @@ def test_deleting_a_client_in_use_needs_the_confirmation_checkbox(client, team, 
     assert not OAuthClient.objects.exists()
     assert audit_events("connection.revoked")
     assert audit_events("oauth_client.deleted", acme_client)[0].data["revoked_connections"] == 1
+
+
+EXACT_FORM = {
+    "provider": "exact_online",
+    "site": "nl",
+    "name": "Exact Online NL",
+    "client_id": "exact-id",
+    "authorization_url": "https://start.exactonline.nl/api/oauth2/auth",
+    "token_url": "https://start.exactonline.nl/api/oauth2/token",
+    "access_token_expires_in": "599999",
+    "refresh_token_expires_in": "2592000000",
+    "token_endpoint_auth_method": "client_secret_post",
+}
+
+
+def test_a_secret_typed_before_a_validation_error_is_kept_but_never_shown(client, team, dns):
+    client.force_login(team.alice)
+    refused = client.post(page("new/", team.a), {**EXACT_FORM, "name": "", "client_secret": ACME_SECRET})
+    assert refused.status_code == 200 and ACME_SECRET not in text(refused)
+    assert "Kept from your previous attempt" in text(refused)
+    assert ACME_SECRET not in str(client.session["oauthclient_form_secrets"])  # encrypted
+
+    client.post(page("new/", team.a), {**EXACT_FORM, "client_secret": ""})
+
+    assert OAuthClient.objects.get().client_secret == ACME_SECRET
+    assert "oauthclient_form_secrets" not in client.session
+
+
+def test_a_fresh_form_forgets_a_kept_secret(client, team, dns):
+    client.force_login(team.alice)
+    client.post(page("new/", team.a), {**EXACT_FORM, "name": "", "client_secret": ACME_SECRET})
+    form = client.get(page("new/", team.a))
+    assert "Kept from your previous attempt" not in text(form)
+    refused = client.post(page("new/", team.a), {**EXACT_FORM, "client_secret": ""})
+    assert "This field is required." in text(refused) and not OAuthClient.objects.exists()
+
+
+def test_an_http_url_refusal_hints_at_the_development_setting(client, team, settings, dns):
+    settings.OAUTH_ALLOW_INSECURE_URLS = False
+    client.force_login(team.alice)
+    refused = client.post(
+        page("new/", team.a), {**EXACT_FORM, "client_secret": ACME_SECRET, "token_url": "http://localhost:9000/token"}
+    )
+    assert 'id="insecure-hint"' in text(refused) and "OAUTH_ALLOW_INSECURE_URLS=true" in text(refused)
+    settings.PRODUCTION = True
+    refused = client.post(
+        page("new/", team.a), {**EXACT_FORM, "client_secret": ACME_SECRET, "token_url": "http://localhost:9000/token"}
+    )
+    assert 'id="insecure-hint"' not in text(refused)
+
+
+def test_the_lifetimes_say_where_the_prefilled_values_come_from(client, team):
+    client.force_login(team.alice)
+    exact = text(client.get(page("new/", team.a)))
+    assert "Access Token Expires In (ms)" in exact
+    assert "Prefilled with Exact Online's lifetime: 599999 ms (about 10 minutes)" in exact
+    generic = text(client.get(page("new/", team.a) + "?type=generic"))
+    assert "Prefilled with a common default: 3600000 ms (1 hour)" in generic

@@ -54,8 +54,10 @@ def test_a_new_api_key_is_never_cached(team, api):
 
     browser = Client()
     browser.force_login(team.alice)
-    page = browser.post("/w/acme/admin/api-keys/", {"name": "Nightly", "scopes": ["read"]})
-    assert page.status_code == 200 and "tk_" in page.content.decode()
+    created = browser.post("/w/acme/admin/api-keys/", {"name": "Nightly", "scopes": ["read"]})
+    assert created.status_code == 302 and "tk_" not in created.content.decode()  # shown on the next page
+    page = browser.get(created["Location"])
+    assert page.status_code == 200 and 'id="new-key-value">tk_' in page.content.decode()
     assert "no-store" in page["Cache-Control"]
 
 

@@ -4,6 +4,7 @@ import hashlib
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from tests.factories import make_api_key
@@ -64,11 +65,44 @@ def test_key_page_in_the_browser_never_shows_the_key_after_creation(team, client
 
 def test_key_created_in_the_browser_is_shown_once(team, client):
     client.force_login(team.alice)
-    page = client.post("/w/acme/admin/api-keys/", {"name": "Reports", "scopes": ["read"]}).content.decode()
-    raw = page.split('<code id="new-key-value">')[1].split("<")[0]
+    response = client.post("/w/acme/admin/api-keys/", {"name": "Reports", "scopes": ["read"]}, follow=True)
+    assert response.redirect_chain == [("/w/acme/admin/api-keys/", 302)]
+    assert response["Cache-Control"] == "no-store"
+    raw = response.content.decode().split('<code id="new-key-value">')[1].split("<")[0]
     assert raw.startswith("tk_")
     assert key_row(raw).name == "Reports"
-    assert secret_part(raw) not in client.get("/w/acme/admin/api-keys/").content.decode()
+    # Reloading the page shows the key no more and creates nothing.
+    reloaded = client.get("/w/acme/admin/api-keys/").content.decode()
+    assert secret_part(raw) not in reloaded and 'id="new-key"' not in reloaded
+    assert ApiKey.objects.filter(workspace=team.a).count() == 1
+
+
+def test_the_new_key_waits_for_the_next_page_encrypted(team, client):
+    client.force_login(team.alice)
+    client.post("/w/acme/admin/api-keys/", {"name": "Reports", "scopes": ["read"]})
+    stash = client.session["new_api_key"]
+    raw = client.get("/w/acme/admin/api-keys/").content.decode().split('<code id="new-key-value">')[1].split("<")[0]
+    assert secret_part(raw) not in str(stash)
+    assert "new_api_key" not in client.session
+
+
+def test_a_second_active_key_with_the_same_name_is_refused(team, client, api):
+    client.force_login(team.alice)
+    client.post("/w/acme/admin/api-keys/", {"name": "Reports", "scopes": ["read"]})
+    page = client.post("/w/acme/admin/api-keys/", {"name": "reports", "scopes": ["tokens"]}).content.decode()
+    assert "already has an active key named “reports”" in page
+    response = api.as_user(team.alice).post(KEYS, {"name": "REPORTS", "scopes": ["read"]}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "duplicate_name"
+    assert ApiKey.objects.filter(workspace=team.a).count() == 1
+    # Another workspace, or after revoking the first, the name is free.
+    assert (
+        api.as_user(team.charlie)
+        .post("/api/v1/workspaces/globex/api-keys/", {"name": "Reports", "scopes": ["read"]}, format="json")
+        .status_code
+        == 201
+    )
+    ApiKey.objects.filter(workspace=team.a).update(revoked_at=timezone.now())
+    assert api.as_user(team.alice).post(KEYS, {"name": "Reports", "scopes": ["read"]}, format="json").status_code == 201
 
 
 def test_database_holds_only_the_prefix_and_hash(created):

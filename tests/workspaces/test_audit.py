@@ -178,7 +178,8 @@ def role_changed(team, ids, api):
 def test_admin_reads_the_audit_log_in_the_browser(team, client, role_changed):
     client.force_login(team.alice)
     page = client.get("/w/acme/admin/audit/").content.decode()
-    rows = [row for row in page.split("<tr>") if "<code>member.role_changed</code>" in row]
+    rows = [row for row in page.split("<tr>") if 'data-action="member.role_changed"' in row]
+    assert all(">Role changed</span>" in row and '<span class="muted">from:</span>' in row for row in rows)
     assert len(rows) == 2
     assert all("alice@example.com" in row and IP in row and "bob@example.com" in row for row in rows)
     assert "frank@example.com" not in page  # Globex's invitation

@@ -81,11 +81,11 @@ def test_workspace_rename_with_bad_name_changes_nothing(team, api, name, message
         ({"email": "", "role": "member"}, "This field may not be blank."),
         (
             {"email": "erin@example.com", "role": "member"},
-            "erin@example.com already has a pending invitation; revoke it to send a new one.",
+            "erin@example.com already has a pending invitation; resend it, or withdraw it to invite again.",
         ),
         (
             {"email": "ERIN@example.com", "role": "admin"},
-            "erin@example.com already has a pending invitation; revoke it to send a new one.",
+            "erin@example.com already has a pending invitation; resend it, or withdraw it to invite again.",
         ),
         ({"email": "bob@example.com", "role": "member"}, "bob@example.com is already a member of this workspace."),
         ({"email": "dave@example.com", "role": "owner"}, '"owner" is not a valid choice.'),
@@ -108,7 +108,7 @@ def test_invitation_with_bad_input_is_not_created_through_the_api(
         ({"email": "not-an-email", "role": "member"}, "Enter a valid e-mail address."),
         (
             {"email": "erin@example.com", "role": "member"},
-            "erin@example.com already has a pending invitation; revoke it to send a new one.",
+            "erin@example.com already has a pending invitation; resend it, or withdraw it to invite again.",
         ),
         ({"email": "bob@example.com", "role": "member"}, "bob@example.com is already a member of this workspace."),
     ],

@@ -21,6 +21,11 @@ class Command(BaseCommand):
             return
         User = get_user_model()
         if User.objects.exists():
+            if User.objects.filter(email=EMAIL).exists():
+                self.stdout.write(
+                    f"\n  Tokenkeeper: {settings.PUBLIC_BASE_URL}/ (local admin {EMAIL}; its password was printed on "
+                    f"the first run; set a new one with `.venv/bin/python manage.py changepassword {EMAIL}`)\n"
+                )
             return
         password = secrets.token_urlsafe(12)
         with transaction.atomic():
