@@ -40,4 +40,4 @@ migrate: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
 
 clean:
-	rm -rf var/celery-broker var/celerybeat-schedule*
+	rm -rf var/celery-broker var/celerybeat-schedule* var/metrics

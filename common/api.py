@@ -2,9 +2,10 @@
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -89,6 +90,33 @@ def exception_handler(exc, context):
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         response.data = _error_body(str(code), " ".join(error_messages(detail)))
     return response
+
+
+# What DRF adds to every answer of a GET-only action; views served without DRF's
+# dispatch (common.fastpath) send the same, so both paths look alike.
+_DRF_HEADERS = {"Allow": "GET, HEAD, OPTIONS"}
+
+
+def json_response(data, *, status: int = 200, headers: dict | None = None) -> HttpResponse:
+    """``data`` rendered as DRF's JSONRenderer renders it (the same bytes), without a DRF Response."""
+    return HttpResponse(
+        JSONRenderer().render(data),
+        status=status,
+        content_type="application/json",
+        headers={**_DRF_HEADERS, **(headers or {})},
+    )
+
+
+def api_error_response(exc: Exception, *, auth_header: str = "") -> HttpResponse:
+    """The API's error answer for ``exc`` outside DRF's dispatch, as ``APIView.handle_exception``
+    would give it (401 with ``WWW-Authenticate: auth_header``); re-raises what the API does not handle."""
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        exc.auth_header = auth_header
+    response = exception_handler(exc, {})
+    if response is None:
+        raise exc
+    headers = {name: value for name, value in response.items() if name.lower() != "content-type"}
+    return json_response(response.data, status=response.status_code, headers=headers)
 
 
 class OptionalSlashRouter(SimpleRouter):

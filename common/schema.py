@@ -11,9 +11,9 @@ endpoints are covered without a decorator:
   an object) or on a paginated list (a page past the end); on every write
   400, 413 and 415 (the parsers refuse a body that cannot be parsed, is too
   large or comes in a media type they do not read, even when only the CSRF
-  check reads it, and the services refuse invalid input); 400 on a list
-  with filters (a filter value that is not valid); 429 where the view
-  throttles;
+  check reads it, and the services refuse invalid input); 400 on a read
+  with filters or query parameters read by a serializer (a value that is
+  not valid); 429 where the view throttles;
 - a response lists every field as required: DRF always writes every
   readable field, and a client may rely on it.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import permissions, serializers
 
 ERROR_SCHEMA = {
@@ -150,7 +150,7 @@ class AutoSchema(SpectacularAutoSchema):
         found = []
         if writes:
             found.append(INVALID)
-        elif self._get_filter_parameters():
+        elif self._get_filter_parameters() or self._declares_query_parameters():
             found.append(INVALID_FILTER)
         if self._needs_authentication():
             found += [UNAUTHENTICATED, FORBIDDEN]
@@ -171,6 +171,10 @@ class AutoSchema(SpectacularAutoSchema):
         )
         self.registry.register_on_missing(component)
         return component.ref
+
+    def _declares_query_parameters(self) -> bool:
+        """A read whose query parameters are declared by a serializer validates them with it (400 on a bad one)."""
+        return any(not isinstance(parameter, OpenApiParameter) for parameter in self.get_override_parameters())
 
     def _needs_authentication(self) -> bool:
         return not all(isinstance(permission, permissions.AllowAny) for permission in self.view.get_permissions())

@@ -1,13 +1,19 @@
+import time
+
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from common import metrics
+from common.api import api_error_response, json_response
 from common.errors import ServiceError
 from common.schema import error
 from oauthclients.selectors import oauth_client_get
-from workspaces.tenancy import WorkspaceAPIMixin
+from workspaces.authentication import BEARER_REALM
+from workspaces.tenancy import WorkspaceAPIMixin, api_key_access
 
 from . import flow, selectors, services
 from .access import connection_access_token
@@ -108,9 +114,21 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
 
         Needs the ``tokens`` scope (or a member's session). 409 when the
         connection needs re-authorization, is revoked or not yet authorized.
+        Requests with an API key and no query string are answered by
+        ``connection_token_for_api_key`` (the same checks and answers, without
+        DRF's dispatch); this view serves the rest and documents the endpoint.
         """
-        token = connection_access_token(connection=self.get_object())
-        return Response(token.as_dict(timezone.now()), headers={"Cache-Control": "no-store"})
+        body = token_body(workspace=self.workspace, membership=self.membership, connection_id=pk)
+        return Response(body, headers=TOKEN_HEADERS)
+
+    def initial(self, request, *args, **kwargs):
+        self.started = time.perf_counter()
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self.action == "token":
+            metrics.token_api_answered(response.status_code, getattr(self, "started", time.perf_counter()))
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
         request=None,
@@ -137,3 +155,35 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         body["refresh_result"] = str(result.outcome)
         body["refresh_detail"] = result.message
         return Response(body)
+
+
+TOKEN_HEADERS = {"Cache-Control": "no-store"}
+
+
+def token_body(*, workspace, membership, connection_id) -> dict:
+    connection = selectors.connection_for_token(workspace=workspace, membership=membership, connection_id=connection_id)
+    if connection is None:
+        raise exceptions.NotFound()
+    return connection_access_token(connection=connection).as_dict(timezone.now())
+
+
+def connection_token_for_api_key(request, *, workspace_slug: str, pk: str) -> HttpResponse:
+    """``GET …/connections/{id}/token`` with an API key, without DRF's dispatch (``common.fastpath``).
+
+    The hottest request Tokenkeeper serves (integrations ask before every job):
+    the same tenancy checks (``workspaces.tenancy.api_key_access``), body,
+    headers and errors as ``ConnectionViewSet.token``, which serves browser
+    sessions and requests with a query string, and documents the endpoint.
+    """
+    started = time.perf_counter()
+    try:
+        _, workspace = api_key_access(
+            request, workspace_slug=workspace_slug, scope=ConnectionViewSet.action_scopes["token"]
+        )
+        response = json_response(
+            token_body(workspace=workspace, membership=None, connection_id=pk), headers=TOKEN_HEADERS
+        )
+    except Exception as exc:
+        response = api_error_response(exc, auth_header=BEARER_REALM)  # re-raises what the API does not handle
+    metrics.token_api_answered(response.status_code, started)
+    return response

@@ -1,10 +1,10 @@
 """E-mails to the people who can fix a connection: its owner and the workspace admins."""
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from common.tasks import email_queue
 from workspaces.selectors import admin_emails
 
 from .models import Connection
@@ -24,8 +24,8 @@ def _send(connection: Connection, template: str, subject: str) -> None:
     }
     body = render_to_string(template, context)
     subject = " ".join(subject.split())  # one header line, even for a name stored before line breaks were refused
-    for email in recipients(connection):
-        send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
+    # On the email queue: a refresh worker does not wait for the mail server.
+    email_queue(subject=subject, body=body, recipients=recipients(connection))
 
 
 def notify_needs_reauth(connection: Connection) -> None:

@@ -44,6 +44,7 @@ from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from audit.services import SYSTEM, audit_record
+from common import metrics
 from oauthclients.models import OAuthClient
 
 from . import threads
@@ -206,6 +207,7 @@ def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, 
         except Exception:
             # The transaction rolled back; the claim runs out and a later sweep tries again.
             logger.exception("refresh of connection %s failed unexpectedly", connection_id)
+            metrics.refresh_failed_unexpectedly()
             return Outcome.ERROR
 
     try:
@@ -399,6 +401,7 @@ def _window_closed(connection: Connection, now: datetime) -> str:
 # --- 4. The core: one token request under the row lock ------------------------------------------
 
 
+@metrics.count_refresh  # tokenkeeper_refreshes_total, tokenkeeper_refresh_lead_seconds (common/metrics.py)
 def _refresh_locked(
     connection: Connection, *, lease_token: uuid.UUID | None, detail: str, extra: bool, batch: Batch | None = None
 ) -> RefreshResult:

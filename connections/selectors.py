@@ -6,6 +6,7 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Subquery, V
 from django.utils import timezone
 
 from accounts.models import User
+from common.compiled import CompiledQuery
 from oauthclients.models import OAuthClient
 from workspaces.models import Workspace
 
@@ -29,6 +30,46 @@ def connections_visible(*, workspace, membership=None) -> QuerySet[Connection]:
 
 def connection_get(*, workspace, membership, connection_id) -> Connection | None:
     return connections_visible(workspace=workspace, membership=membership).filter(id=connection_id).first()
+
+
+# What the token API reads (connections.access): a narrow row, no joins, so the
+# hottest request compiles and decrypts little. The rest loads on first access.
+TOKEN_FIELDS = (
+    "id",
+    "workspace_id",
+    "owner_id",
+    "status",
+    "access_token",
+    "token_type",
+    "access_token_expires_at",
+    "refresh_due_at",
+    "last_error",
+)
+
+
+def _token_rows(*, workspace, membership=None) -> QuerySet[Connection]:
+    visible = connections_visible(workspace=workspace, membership=membership).select_related(None)
+    return visible.only(*TOKEN_FIELDS).order_by()
+
+
+# The read of every token request with an API key or an admin's session
+# (they see the whole workspace), compiled once per thread (common/compiled.py).
+_token_query = CompiledQuery(
+    lambda workspace_id, connection_id: _token_rows(workspace=workspace_id).filter(id=connection_id)[:1],
+    "workspace_id",
+    "connection_id",
+)
+
+
+def connection_for_token(*, workspace, membership=None, connection_id) -> Connection | None:
+    """The connection whose access token the caller asks for, if visible to them (connections_visible)."""
+    try:
+        connection_id = uuid.UUID(str(connection_id))
+    except ValueError:
+        return None  # the URL's pattern lets through dashes in the wrong places
+    if membership is None or membership.is_admin:
+        return _token_query.first(workspace_id=workspace.pk, connection_id=connection_id)
+    return _token_rows(workspace=workspace, membership=membership).filter(id=connection_id).first()
 
 
 def connection_events(*, connection: Connection, limit: int = 100) -> QuerySet[ConnectionEvent]:

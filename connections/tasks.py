@@ -5,6 +5,10 @@ import uuid
 from celery import shared_task
 from django.conf import settings
 
+from common import metrics
+from common.health import SWEEP
+from common.models import Heartbeat
+
 from . import events, refresh
 
 
@@ -16,8 +20,16 @@ def soft_time_limit_for(hard: float) -> float:
 
 @shared_task(name="connections.tasks.refresh_sweep", ignore_result=True, time_limit=60, soft_time_limit=50)
 def refresh_sweep() -> int:
-    """Beat's sweep: claim every due connection and queue it in batches."""
-    return refresh.sweep(enqueue=queue_refresh_batch)
+    """Beat's sweep: claim every due connection and queue it in batches.
+
+    Each sweep that ends leaves a heartbeat (``/readyz``, ``/metrics``,
+    ``manage.py doctor``): its age says whether beat and the refresh workers are alive.
+    """
+    with metrics.SWEEP_DURATION.time():
+        queued = refresh.sweep(enqueue=queue_refresh_batch)
+    metrics.SWEEP_CLAIMED.inc(queued)
+    Heartbeat.beat(SWEEP)
+    return queued
 
 
 def queue_refresh_batch(connection_ids: list[uuid.UUID], lease_token: uuid.UUID) -> None:

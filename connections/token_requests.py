@@ -24,6 +24,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
+from common import metrics
 from common.netguard import UnsafeURLError, assert_public_url
 from common.outbound import NOT_MODIFIED, RedirectRefused
 
@@ -38,6 +39,7 @@ _pools: dict[tuple, urllib3.PoolManager] = {}
 _pools_lock = threading.Lock()
 
 
+@metrics.count_token_endpoint  # tokenkeeper_token_endpoint_responses_total (common/metrics.py)
 def refresh_tokens(client, *, refresh_token: str) -> TokenSet:
     """Exchange ``refresh_token`` at the client's token endpoint; raises TokenEndpointError."""
     extra = {"scope": client.scopes} if client.scopes else {}

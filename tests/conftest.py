@@ -28,6 +28,16 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def email_tasks_inline(request, monkeypatch):
+    """In-process tests send a queued e-mail at once, as the ``email`` queue's worker would, so
+    ``mail.outbox`` shows it. Tests marked ``worker`` use the real queue and real workers."""
+    from common.tasks import send_email
+
+    if not request.node.get_closest_marker("worker"):
+        monkeypatch.setattr(send_email, "delay", lambda **kwargs: send_email.run(**kwargs))
+
+
 @pytest.fixture
 def team(db):
     ws_a = WorkspaceFactory(name="Acme", slug="acme")

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
@@ -21,6 +22,7 @@ from audit.models import AuditEvent
 from audit.services import Actor, audit_record
 from common.errors import ServiceError, UnavailableError, clean_name, refuse_control_characters
 
+from . import keycache
 from .keys import new_api_key, new_invitation_token
 from .models import ApiKey, Invitation, Membership, Role, Scope, Workspace
 from .selectors import admins_count, invitation_by_token, invitations_pending
@@ -455,16 +457,26 @@ def api_key_revoke(*, workspace: Workspace, api_key: ApiKey, actor: Actor) -> Ap
         raise ServiceError("This key is already revoked.")
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
+    # Other processes stop accepting it when their entry expires (API_KEY_CACHE_SECONDS).
+    keycache.forget(api_key.prefix)
     audit_record(
         workspace=workspace, actor=actor, action="api_key.revoked", target=api_key, data={"name": api_key.name}
     )
     return api_key
 
 
+API_KEY_TOUCH_SECONDS = 60
+
+
 def api_key_touch(api_key: ApiKey) -> None:
-    """Record last use, at most once a minute per key to keep reads cheap."""
+    """Record last use, at most once a minute per key and process to keep reads cheap.
+
+    The UPDATE is conditional, so when several processes see the same key in
+    the same minute only the first one writes the row.
+    """
     now = timezone.now()
-    if api_key.last_used_at and now - api_key.last_used_at < timedelta(seconds=60):
+    if api_key.last_used_at and now - api_key.last_used_at < timedelta(seconds=API_KEY_TOUCH_SECONDS):
         return
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=API_KEY_TOUCH_SECONDS))
+    ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now

@@ -8,17 +8,24 @@ to start without its secrets, with development keys, with insecure URLs
 allowed, on SQLite or without Redis (config/production.py).
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
+from config.logging import logging_config
 from config.production import production_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("TOKENKEEPER_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Prometheus metrics: every process of this host (web, workers, beat) writes its
+# own files here and /metrics merges them (common/metrics.py). Read by
+# prometheus_client when it is first imported, which is after the settings.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 TOKENKEEPER_ENV = env_str("TOKENKEEPER_ENV", "development")
 PRODUCTION = TOKENKEEPER_ENV == "production"
@@ -69,6 +76,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "common.logging.RequestIdMiddleware",
+    # GET …/token with an API key stops here: the rest is for browsers (common/fastpath.py).
+    "common.fastpath.ApiFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -79,6 +89,9 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# URL name → view that ApiFastPathMiddleware calls for GET requests with an API key.
+API_FAST_PATHS = {"connection-token": "connections.api.connection_token_for_api_key"}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -103,10 +116,15 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        # Persistent connections, checked before their first use in each request
+        # (one `SELECT 1` round trip), so a connection PostgreSQL dropped is
+        # replaced instead of failing the request.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
     )
 }
+# Behind PgBouncer in transaction mode (docs/deploy.md): no server-side cursors.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, beat) share the file in `make run`.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
@@ -118,7 +136,16 @@ SERIALIZATION_MODULES = {fmt: f"common.serializers.{fmt}" for fmt in ("json", "j
 # --- Cache (allauth's rate limits need a real one) ------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tokenkeeper",
+        }
+    }
+    # Sessions live in Redis with the rate limits: no session row written per login,
+    # shared by every web process. Losing Redis signs everyone out (docs/deploy.md).
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -171,6 +198,10 @@ EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tokenkeeper <tokenkeeper@localhost>")
 
 INVITATION_LIFETIME_DAYS = env_int("INVITATION_LIFETIME_DAYS", 7)
+# A web process trusts an API key it read this many seconds ago without reading
+# it again (workspaces/keycache.py): a revoked key stops working within this
+# long in every other process (at once in the one that revoked it). 0 turns it off.
+API_KEY_CACHE_SECONDS = float(env_str("API_KEY_CACHE_SECONDS", "5"))
 
 # --- Internationalisation and static files -----------------------------------
 LANGUAGE_CODE = "en-us"
@@ -221,6 +252,11 @@ SPECTACULAR_SETTINGS = {
     # No links inside Swagger UI's operation buttons (axe: nested-interactive); templates/drf_spectacular/.
     "SWAGGER_UI_SETTINGS": {"deepLinking": False},
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets share the field name "status": name each after what it is.
+    "ENUM_NAME_OVERRIDES": {
+        "ConnectionStatusEnum": "connections.models.Status",
+        "DeliveryStatusEnum": "integrations.models.DeliveryStatus",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------
@@ -228,11 +264,12 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "celery-broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
-        # Otherwise kombu keeps its exchange tables in ./control, wherever the process started.
+        # Broadcast exchanges (worker control) also go under var/, not the working directory.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
@@ -250,6 +287,31 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # set; config/celery_app.py closes them the way Django does around a request.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1_000_000)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Queues: each kind of work has its own, and its own workers (README, docs/deploy.md),
+# so a flood of webhook deliveries or e-mails never delays a due refresh.
+REFRESH_QUEUE, WEBHOOKS_QUEUE, EMAIL_QUEUE, DEFAULT_QUEUE = "refresh", "webhooks", "email", "default"
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
+CELERY_TASK_ROUTES = {
+    "connections.tasks.refresh_sweep": {"queue": REFRESH_QUEUE},
+    "connections.tasks.refresh_connections": {"queue": REFRESH_QUEUE},
+    "integrations.tasks.webhook_deliver": {"queue": WEBHOOKS_QUEUE},  # outgoing webhook deliveries
+    "common.tasks.send_email": {"queue": EMAIL_QUEUE},
+}
+ALL_QUEUES = ",".join((REFRESH_QUEUE, WEBHOOKS_QUEUE, EMAIL_QUEUE, DEFAULT_QUEUE))
+# Beat: with Redis, several beats may run and one is active (RedBeat holds a
+# lock in Redis, extended every tick). When the active one dies, another takes
+# over within BEAT_LOCK_SECONDS + 1 s. Without Redis (`make run`), Celery's
+# own scheduler with its schedule file: run exactly one beat.
+BEAT_LOCK_SECONDS = env_int("BEAT_LOCK_SECONDS", 10)
+# /readyz, /metrics and `manage.py doctor` call the sweep stale after this long without one.
+SWEEP_STALE_SECONDS = env_int("SWEEP_STALE_SECONDS", 30)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+    CELERY_REDBEAT_REDIS_URL = env_str("CELERY_REDBEAT_REDIS_URL") or CELERY_BROKER_URL
+    CELERY_REDBEAT_KEY_PREFIX = "tokenkeeper:redbeat"
+    CELERY_REDBEAT_LOCK_TIMEOUT = BEAT_LOCK_SECONDS
+    # How long beat sleeps at most between ticks, and how often a waiting beat tries the lock.
+    CELERY_BEAT_MAX_LOOP_INTERVAL = 1
 # Refresh engine: how often beat sweeps for due refreshes, and how long a claim
 # (lease) lasts. The lease must outlive the refresh task's hard time limit.
 REFRESH_SWEEP_SECONDS = float(env_str("REFRESH_SWEEP_SECONDS", "2"))
@@ -298,10 +360,8 @@ WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 20)
 WEBHOOK_BATCH_SECONDS = float(env_str("WEBHOOK_BATCH_SECONDS", "30"))
 WEBHOOK_CONNECT_TIMEOUT = float(env_str("WEBHOOK_CONNECT_TIMEOUT", "5"))
 WEBHOOK_READ_TIMEOUT = float(env_str("WEBHOOK_READ_TIMEOUT", "15"))
-# Outgoing webhooks have a queue of their own: run a worker with `-Q webhooks`
-# (and the refresh engine's on the default `celery` queue), so thousands of
-# deliveries waiting never delay a refresh.
-CELERY_TASK_ROUTES = {"integrations.tasks.webhook_deliver": {"queue": "webhooks"}}
+# Outgoing webhook deliveries have a queue of their own (CELERY_TASK_ROUTES above),
+# so thousands of deliveries waiting never delay a refresh.
 CELERY_BEAT_SCHEDULE |= {
     "sweep-webhook-deliveries": {
         "task": "integrations.tasks.webhook_deliveries_sweep",
@@ -333,7 +393,7 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- Production refuses unsafe settings (config/production.py) -----------------------
 if PRODUCTION:
@@ -351,16 +411,22 @@ if PRODUCTION:
             "Production mode refuses to start:\n" + "\n".join(f"- {problem}" for problem in _problems)
         )
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # The pages' live-status polls (htmx, every few seconds) would drown the development server's log.
-    "filters": {"quiet_polls": {"()": "common.logfilters.QuietPolls"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "django.server": {"handlers": ["console"], "propagate": False, "filters": ["quiet_polls"]},
-    },
-}
+# --- Logs: JSON lines in production (structlog), plain text in development ---------------
+# Every line carries the request id (X-Request-ID) of the request it belongs
+# to, also in the Celery tasks that request queued (common/logging.py).
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain")
+LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- Metrics (/metrics, Prometheus) ---------------------------------------------------------
+# With METRICS_TOKEN set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`;
+# without it, only direct requests (no proxy headers) from METRICS_ALLOWED_NETWORKS.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Computed when /metrics is scraped (gauges about the database).
+METRICS_COLLECTORS = ["connections.metrics.ConnectionsCollector"]
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+)
+# The pages' live-status polls (htmx, every few seconds) would drown the development server's log.
+LOGGING.setdefault("filters", {})["quiet_polls"] = {"()": "common.logfilters.QuietPolls"}
+LOGGING.setdefault("loggers", {}).setdefault("django.server", {}).setdefault("filters", []).append("quiet_polls")

@@ -1,6 +1,13 @@
 """Test settings: the real PostgreSQL and Redis when DATABASE_URL/REDIS_URL are
 set (CI), SQLite and an in-memory broker otherwise."""
 
+import os
+import tempfile
+
+# This test run's own metrics directory (before prometheus_client is imported), shared with
+# the real workers the tests start (tests/fixtures/workers.py).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tokenkeeper-test-metrics-")
+
 from config.settings import *  # noqa: F403
 from config.settings import CELERY_BROKER_URL, REDIS_URL
 

@@ -70,3 +70,58 @@ def test_production_passes_the_deployment_checks(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_production_keeps_sessions_and_rate_limits_in_redis_and_runs_beat_with_a_lock(tmp_path):
+    show = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_ENGINE, s.CACHES['default']['BACKEND'], s.CELERY_BEAT_SCHEDULER, s.LOG_FORMAT, "
+        "s.DATABASES['default']['CONN_MAX_AGE'], s.DATABASES['default']['CONN_HEALTH_CHECKS'], "
+        "'common.fastpath.ApiFastPathMiddleware' in s.MIDDLEWARE)"
+    )
+    result = run(
+        ["-c", show],
+        tmp_path,
+        SECRET_KEY=PRODUCTION_SECRET_KEY,
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        **PRODUCTION_SERVICES,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.contrib.sessions.backends.cache",
+        "django.core.cache.backends.redis.RedisCache",
+        "redbeat.RedBeatScheduler",
+        "json",
+        "600",
+        "True",
+        "True",
+    ]
+
+
+def test_development_without_redis_keeps_the_file_scheduler_and_database_sessions(tmp_path):
+    show = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_ENGINE, s.CELERY_BROKER_URL, getattr(s, 'CELERY_BEAT_SCHEDULER', 'celery.beat:PersistentScheduler'))"
+    )
+    result = run(["-c", show], tmp_path, TOKENKEEPER_ENV="development")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.contrib.sessions.backends.db",
+        "filesystem://",
+        "celery.beat:PersistentScheduler",
+    ]
+
+
+def test_each_kind_of_work_has_its_queue_and_the_worker_fixture_knows_them_all(settings):
+    from tests.fixtures.workers import ALL_QUEUES
+
+    routes = settings.CELERY_TASK_ROUTES
+    assert (
+        routes["connections.tasks.refresh_sweep"]
+        == routes["connections.tasks.refresh_connections"]
+        == {"queue": "refresh"}
+    )
+    assert routes["common.tasks.send_email"] == {"queue": "email"}
+    assert routes["integrations.tasks.*"] == {"queue": "webhooks"}
+    assert settings.CELERY_TASK_DEFAULT_QUEUE == "default"
+    assert ALL_QUEUES == settings.ALL_QUEUES == "refresh,webhooks,email,default"

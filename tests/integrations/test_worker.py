@@ -36,7 +36,7 @@ def endpoint_for(team, receiver):
 
 def test_a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(team, receiver, publish_to_workers):
     fast = {"WEBHOOK_RETRY_SCHEDULE": "1,2", "WEBHOOK_SWEEP_SECONDS": "0.5"}
-    worker = publish_to_workers.worker("hooks", queues="celery,webhooks", concurrency=2, wait=False, **fast)
+    worker = publish_to_workers.worker("hooks", queues="default,webhooks", concurrency=2, wait=False, **fast)
     beat = publish_to_workers.beat(wait=False, **fast)
     worker.wait_ready()
     beat.wait_ready()
@@ -67,7 +67,7 @@ def test_ten_thousand_queued_deliveries_do_not_delay_a_due_refresh(
     team, exact, exact_client, receiver, publish_to_workers
 ):
     processes = [
-        publish_to_workers.worker("refresher", concurrency=2, wait=False),  # the default `celery` queue
+        publish_to_workers.worker("refresher", queues="refresh,default", concurrency=2, wait=False),
         publish_to_workers.worker("hooks", queues="webhooks", concurrency=2, wait=False),
         publish_to_workers.beat(wait=False),
     ]
