@@ -279,6 +279,12 @@ class ObjectActionsMixin:
 class ReadOnlyAdmin(SupportAdminMixin, admin.ModelAdmin):
     """Staff can look, not change: the product's own screens (or a support action) make changes."""
 
+    def get_readonly_fields(self, request, obj=None):
+        # Every field a screen lists is shown as text (a form field for one the model
+        # does not let edit, such as a UUID primary key, would not even build).
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + [name for name in self.fields or () if name not in readonly]
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 

@@ -3,7 +3,7 @@ subscription's removal token) are never among the fields shown."""
 
 from django.contrib import admin
 
-from common.admin import ReadOnlyAdmin
+from common.admin import ReadOnlyAdmin, WorkspaceFilter
 
 from .models import ExactSubscription, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WorkspaceEvent
 
@@ -11,7 +11,7 @@ from .models import ExactSubscription, WebhookAttempt, WebhookDelivery, WebhookE
 @admin.register(WorkspaceEvent)
 class WorkspaceEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "workspace", "cursor", "type", "connection"]
-    list_filter = ["type"]
+    list_filter = [WorkspaceFilter, "type"]
     search_fields = ["id", "workspace__slug", "workspace__name", "connection__name"]
     fields = ["id", "workspace", "cursor", "type", "connection", "data", "dedupe_key", "created_at", "published_at"]
     list_select_related = ["workspace", "connection"]
@@ -20,8 +20,10 @@ class WorkspaceEventAdmin(ReadOnlyAdmin):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ReadOnlyAdmin):
     list_display = ["url", "workspace", "enabled", "failing_since", "created_at"]
-    list_filter = ["enabled"]
+    list_filter = [WorkspaceFilter, "enabled"]
+    list_select_related = ["workspace"]
     search_fields = ["id", "url", "workspace__slug", "workspace__name"]
+    secret_fields = ("secret",)
     fields = [
         "id",
         "workspace",
@@ -50,7 +52,7 @@ class WebhookAttemptInline(admin.TabularInline):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "endpoint", "event", "status", "attempts", "last_status_code", "next_attempt_at"]
-    list_filter = ["status"]
+    list_filter = [WorkspaceFilter, "status"]
     search_fields = ["id", "endpoint__url", "workspace__slug"]
     fields = [
         "id",
@@ -72,8 +74,10 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 @admin.register(ExactSubscription)
 class ExactSubscriptionAdmin(ReadOnlyAdmin):
     list_display = ["topic", "connection", "workspace", "state", "division", "last_attempt_at"]
-    list_filter = ["state"]
+    list_filter = [WorkspaceFilter, "state"]
+    list_select_related = ["connection", "workspace"]
     search_fields = ["topic", "exact_id", "connection__name", "workspace__slug"]
+    secret_fields = ("removal_token",)
     fields = [
         "id",
         "workspace",

@@ -294,7 +294,7 @@ CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
 CELERY_TASK_ROUTES = {
     "connections.tasks.refresh_sweep": {"queue": REFRESH_QUEUE},
     "connections.tasks.refresh_connections": {"queue": REFRESH_QUEUE},
-    "integrations.tasks.webhook_deliver": {"queue": WEBHOOKS_QUEUE},  # outgoing webhook deliveries
+    "integrations.tasks.*": {"queue": WEBHOOKS_QUEUE},  # outgoing webhooks and Exact subscriptions
     "common.tasks.send_email": {"queue": EMAIL_QUEUE},
 }
 ALL_QUEUES = ",".join((REFRESH_QUEUE, WEBHOOKS_QUEUE, EMAIL_QUEUE, DEFAULT_QUEUE))

@@ -20,6 +20,15 @@ from accounts.models import User
 from audit.models import AuditEvent
 from common import crypto
 from connections.models import Connection, ConnectionEvent, EventKind, Status
+from integrations.models import (
+    DeliveryStatus,
+    EventType,
+    ExactSubscription,
+    SubscriptionState,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WorkspaceEvent,
+)
 from oauthclients.models import OAuthClient
 from workspaces.models import ApiKey, Invitation, Membership, Role, Workspace
 
@@ -175,6 +184,76 @@ def authenticators(n: int) -> list[Authenticator]:
     )
 
 
+def workspace_events(n: int) -> list[WorkspaceEvent]:
+    return WorkspaceEvent.objects.bulk_create(
+        [
+            WorkspaceEvent(
+                workspace=c.workspace,
+                connection=c,
+                cursor=1,
+                type=EventType.CONNECTION_REFRESH_FAILED,
+                data={"status": 503},
+                published_at=c.created_at,
+            )
+            for c in connections(n)
+        ]
+    )
+
+
+def webhook_endpoints(n: int) -> list[WebhookEndpoint]:
+    return WebhookEndpoint.objects.bulk_create(
+        [
+            WebhookEndpoint(
+                workspace=w,
+                url=f"https://hooks.example.com/{t}",
+                event_types=[EventType.CONNECTION_REFRESH_FAILED],
+                secret=f"whsec_row{t}",
+                created_by=w.created_by,
+            )
+            for t, w in zip(_tags(n), workspaces(n), strict=True)
+        ]
+    )
+
+
+def webhook_deliveries(n: int) -> list[WebhookDelivery]:
+    events = workspace_events(n)
+    endpoints = WebhookEndpoint.objects.bulk_create(
+        [
+            WebhookEndpoint(workspace=e.workspace, url=f"https://hooks.example.com/d{e.pk}", secret="whsec_row")
+            for e in events
+        ]
+    )
+    return WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                workspace=e.workspace,
+                endpoint=p,
+                event=e,
+                status=DeliveryStatus.FAILED,
+                attempts=2,
+                last_status_code=500,
+            )
+            for e, p in zip(events, endpoints, strict=True)
+        ]
+    )
+
+
+def exact_subscriptions(n: int) -> list[ExactSubscription]:
+    return ExactSubscription.objects.bulk_create(
+        [
+            ExactSubscription(
+                workspace=c.workspace,
+                connection=c,
+                topic="Accounts",
+                state=SubscriptionState.ACTIVE,
+                division=str(c.account_division),
+                removal_token=f"row-removal-{c.pk}",
+            )
+            for c in connections(n)
+        ]
+    )
+
+
 MAKERS = {
     "accounts.User": users,
     "account.EmailAddress": email_addresses,
@@ -188,6 +267,10 @@ MAKERS = {
     "connections.Connection": connections,
     "connections.ConnectionEvent": connection_events,
     "audit.AuditEvent": audit_events,
+    "integrations.WorkspaceEvent": workspace_events,
+    "integrations.WebhookEndpoint": webhook_endpoints,
+    "integrations.WebhookDelivery": webhook_deliveries,
+    "integrations.ExactSubscription": exact_subscriptions,
 }
 
 

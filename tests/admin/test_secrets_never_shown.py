@@ -16,6 +16,7 @@ from common import crypto
 from common.crypto import EncryptedTextField
 from common.hashing import sha256_hex
 from connections.models import AuthorizationState, Connection, ConnectionEvent, ConnectLink, EventKind, Status
+from integrations.models import EventType, ExactSubscription, WebhookDelivery, WebhookEndpoint, WorkspaceEvent
 from oauthclients.services import oauth_client_create
 from workspaces.services import api_key_create, invitation_create
 
@@ -29,6 +30,8 @@ PKCE_VERIFIER = "pkce-verifier-Ys5d2H"
 CONNECT_LINK = "connect-link-Gh3k7M"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPKQ2V9ZAB"
 RECOVERY_SEED = "5eed" * 10
+ENDPOINT_SECRET = "whsec_ZW5kcG9pbnQtc2VjcmV0LVFwOHQ="
+REMOVAL_TOKEN = "removal-token-Vx2n6Q"
 
 
 @pytest.fixture
@@ -85,8 +88,20 @@ def secrets_everywhere(team, admin_user, support_user):
     Authenticator.objects.create(
         user=team.bob, type="recovery_codes", data={"seed": crypto.encrypt(RECOVERY_SEED), "used_mask": 0}
     )
+    endpoint = WebhookEndpoint.objects.create(
+        workspace=team.a, url="https://hooks.example.com/in", event_types=[], secret=ENDPOINT_SECRET
+    )
+    event = WorkspaceEvent.objects.create(
+        workspace=team.a, connection=conn, cursor=1, type=EventType.CONNECTION_REFRESH_FAILED, published_at=now
+    )
+    WebhookDelivery.objects.create(workspace=team.a, endpoint=endpoint, event=event)
+    ExactSubscription.objects.create(
+        workspace=team.a, connection=conn, topic="Accounts", division="777001", removal_token=REMOVAL_TOKEN
+    )
     passwords = [user.password for user in (team.alice, team.bob, admin_user, support_user)]
     return [
+        ENDPOINT_SECRET,
+        REMOVAL_TOKEN,
         CLIENT_SECRET,
         WEBHOOK_SECRET,
         ACCESS_TOKEN,
