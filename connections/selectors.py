@@ -43,6 +43,7 @@ TOKEN_FIELDS = (
     "token_type",
     "access_token_expires_at",
     "refresh_due_at",
+    "refresh_paused_at",
     "last_error",
 )
 
