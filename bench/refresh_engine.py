@@ -389,6 +389,8 @@ class EngineConfig:
                 "-A",
                 "config",
                 "worker",
+                "-Q",
+                "refresh",  # the refresh queue alone, as in production (docs/deploy.md)
                 f"--pool={self.pool}",
                 f"--concurrency={self.concurrency}",
                 f"--loglevel={loglevel}",
@@ -901,14 +903,14 @@ def sweeper_phase(args) -> dict:
             INSERT INTO connections_connection (
                 id, workspace_id, oauth_client_id, name, status, access_token, refresh_token, token_type,
                 granted_scopes, access_token_expires_at, access_token_lifetime, account_id, account_name,
-                account_email, account_details, refresh_due_at, refresh_failures, last_error, created_at, updated_at)
+                account_email, account_details, refresh_due_at, refresh_failures, last_error, token_calls, created_at, updated_at)
             SELECT gen_random_uuid(), %(ws)s, %(client)s, 'bench ' || i,
                    CASE WHEN i <= %(nulls)s THEN 'needs_reauth' ELSE 'active' END,
                    %(cipher)s, %(cipher)s, 'bearer', '', now() + interval '10 minutes', 600, i::text, '', '', '{}',
                    CASE WHEN i <= %(nulls)s THEN NULL
                         WHEN i <= %(nulls)s + %(due)s THEN now() - (i - %(nulls)s) * interval '10 ms'
                         ELSE now() + interval '1 minute' + random() * %(horizon)s * interval '1 second' END,
-                   0, '', now(), now()
+                   0, '', 0, now(), now()
             FROM generate_series(1, %(rows)s) AS i
             """,
             {
@@ -954,6 +956,8 @@ def sweeper_phase(args) -> dict:
     update_sql = next(
         (q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")), ""
     )
+    # What the claim sets for its transaction (SET LOCAL …): the EXPLAINs below run under it too.
+    set_sqls = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SET ")]
     assert len(ids) == due, f"claimed {len(ids)}, expected {due}"
 
     # The insert's WAL would otherwise be checkpointed while we time (slow commits): settle first.
@@ -986,6 +990,8 @@ def sweeper_phase(args) -> dict:
         # The SELECT alone (as the server executes it), in a transaction rolled back.
         rearm()
         with transaction.atomic(), connection.cursor() as cursor:
+            for sql in set_sqls:
+                cursor.execute(sql)
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + select_sql)
             plan = cursor.fetchone()[0]
             plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -993,6 +999,8 @@ def sweeper_phase(args) -> dict:
             transaction.set_rollback(True)
     rearm()
     with transaction.atomic(), connection.cursor() as cursor:
+        for sql in set_sqls:
+            cursor.execute(sql)
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + select_sql)
         explain = "\n".join(row[0] for row in cursor.fetchall())
         transaction.set_rollback(True)

@@ -132,6 +132,12 @@ def claim_due(*, now: datetime | None = None, limit: int = SWEEP_CLAIM_LIMIT) ->
     now = now or timezone.now()
     lease = uuid.uuid4()
     with transaction.atomic():
+        if db_connection.vendor == "postgresql":
+            # A plain index scan, not a bitmap scan: it marks the index entries of row
+            # versions that every refresh leaves behind as dead as it passes them, so the
+            # next sweeps skip them (a bitmap scan visits them all again until VACUUM).
+            with db_connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
         due = (
             Connection.objects.filter(refresh_due_at__lte=now)
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
