@@ -29,6 +29,7 @@ from .serializers import (
     ConnectionUpdateSerializer,
     ConnectUrlSerializer,
     RefreshScheduledSerializer,
+    TokenQuerySerializer,
 )
 
 
@@ -98,15 +99,18 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         return self.get_paginated_response(ConnectionEventSerializer(page, many=True).data)
 
     @extend_schema(
+        parameters=[TokenQuerySerializer],
         responses={
             200: AccessTokenSerializer,
             409: error(
-                "The connection cannot give tokens: `pending` (not authorized yet), `needs_reauth` or `revoked`."
+                "The connection cannot give tokens: `pending` (not authorized yet), `needs_reauth` or `revoked`; "
+                "or, with `min_valid`, no token valid that long can be had within the wait "
+                "(`not_valid_long_enough`, with `retry_after` and a `Retry-After` header)."
             ),
             503: error(
                 "The token has expired and refreshing it failed (`refresh_failing`); Tokenkeeper keeps retrying."
             ),
-        }
+        },
     )
     @action(detail=True, methods=["get"], url_path="token")
     def token(self, request, pk):
@@ -118,7 +122,14 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         ``connection_token_for_api_key`` (the same checks and answers, without
         DRF's dispatch); this view serves the rest and documents the endpoint.
         """
-        body = token_body(workspace=self.workspace, membership=self.membership, connection_id=pk)
+        query = TokenQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        body = token_body(
+            workspace=self.workspace,
+            membership=self.membership,
+            connection_id=pk,
+            min_valid=query.validated_data.get("min_valid"),
+        )
         return Response(body, headers=TOKEN_HEADERS)
 
     def initial(self, request, *args, **kwargs):
@@ -160,11 +171,12 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
 TOKEN_HEADERS = {"Cache-Control": "no-store"}
 
 
-def token_body(*, workspace, membership, connection_id) -> dict:
+def token_body(*, workspace, membership, connection_id, min_valid: int | None = None) -> dict:
+    """The token answer, one implementation for the DRF view and the fast path."""
     connection = selectors.connection_for_token(workspace=workspace, membership=membership, connection_id=connection_id)
     if connection is None:
         raise exceptions.NotFound()
-    return connection_access_token(connection=connection).as_dict(timezone.now())
+    return connection_access_token(connection=connection, min_valid=min_valid).as_dict(timezone.now())
 
 
 def connection_token_for_api_key(request, *, workspace_slug: str, pk: str) -> HttpResponse:

@@ -110,3 +110,14 @@ class RefreshScheduledSerializer(serializers.Serializer):
     status = serializers.CharField()
     refresh_at = serializers.DateTimeField()
     detail = serializers.CharField()
+
+
+class TokenQuerySerializer(serializers.Serializer):
+    min_valid = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Seconds the token must stay valid, at most half its lifetime (Exact Online: 300). When the "
+        "current token expires sooner, it is refreshed first; when the provider does not accept a refresh yet "
+        "(Exact Online: only in the last 30 s), the request waits for its window (at most "
+        "`TOKEN_MIN_VALID_MAX_WAIT`, 35 s) or answers 409 `not_valid_long_enough` with `retry_after`.",
+    )

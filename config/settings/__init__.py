@@ -330,6 +330,9 @@ REFRESH_BATCH_SECONDS = float(env_str("REFRESH_BATCH_SECONDS", "15"))
 # Routine "refreshed" history events are deleted after this many days (hourly);
 # failures, needs_reauth and the rest are kept.
 REFRESH_EVENT_RETENTION_DAYS = float(env_str("REFRESH_EVENT_RETENTION_DAYS", "7"))
+# GET …/token?min_valid=N waits at most this long for the provider's refresh window to open
+# (connections/access.py); a longer wait is answered 409 not_valid_long_enough with retry_after.
+TOKEN_MIN_VALID_MAX_WAIT = float(env_str("TOKEN_MIN_VALID_MAX_WAIT", "35"))
 CELERY_BEAT_SCHEDULE = {
     "refresh-sweep": {
         "task": "connections.tasks.refresh_sweep",
