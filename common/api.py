@@ -76,6 +76,8 @@ def exception_handler(exc, context):
                 seconds = max(int(exc.retry_after), 1)
                 body["error"]["retry_after"] = seconds
                 response["Retry-After"] = str(seconds)
+            for name, value in getattr(exc, "headers", {}).items():
+                response[name] = value
             return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

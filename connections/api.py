@@ -2,10 +2,14 @@ import time
 
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from common import metrics
 from common.api import api_error_response, json_response
@@ -15,7 +19,7 @@ from oauthclients.selectors import oauth_client_get
 from workspaces.authentication import BEARER_REALM
 from workspaces.tenancy import WorkspaceAPIMixin, api_key_access
 
-from . import flow, selectors, services
+from . import flow, proxy, selectors, services
 from .access import connection_access_token
 from .filters import ConnectionFilter
 from .models import Connection
@@ -199,3 +203,141 @@ def connection_token_for_api_key(request, *, workspace_slug: str, pk: str) -> Ht
         response = api_error_response(exc, auth_header=BEARER_REALM)  # re-raises what the API does not handle
     metrics.token_api_answered(response.status_code, started)
     return response
+
+
+class _AnyAccept(BaseContentNegotiation):
+    """The proxy answers what the provider sends, whatever the caller accepts; its own errors are JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PROXY_PATH = OpenApiParameter(
+    "path",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The API path under the OAuth client's API base URL, e.g. `current/Me` or "
+    "`{division}/crm/Accounts` (Exact Online). No `.`/`..` or empty segments, no absolute URL, backslash, `@`, "
+    "control character or encoded `/`, `\\`, `.` or `%`.",
+)
+PROXY_DESCRIPTION = """Calls the provider's API with this connection's access token.
+
+`…/proxy/{path}?{query}` goes to `{API base URL}/{path}?{query}` with the connection's bearer token, the
+request's `Accept`, `Content-Type` and body; the answer comes back as the provider gave it (status, body,
+`Content-Type`, `ETag`, `Location`, the `X-RateLimit-*` headers and `Retry-After`), marked
+`X-Tokenkeeper-Proxy: provider`. Bodies are streamed both ways. Needs the `tokens` scope.
+
+A 401 from the provider leads to one refresh and one retry when the provider allows a refresh now (Exact
+Online: only in the token's last 30 s) and the request body was at most 64 KiB. For Exact Online,
+Tokenkeeper keeps the 60-a-minute and 5,000-a-day budget per company (division) for every caller and
+answers 429 `rate_budget_spent` itself when it is spent. Errors of Tokenkeeper's own have the API's error
+shape (no `X-Tokenkeeper-Proxy` header). docs/proxy.md has the details.
+
+```
+curl -H "Authorization: Bearer $TOKENKEEPER_KEY" -H "Accept: application/json" \\
+  "https://tokenkeeper.example/api/v1/workspaces/acme/connections/$CONNECTION/proxy/123456/crm/Accounts?\\$select=ID,Name&\\$top=5"
+```
+
+```python
+import requests
+
+proxy = f"https://tokenkeeper.example/api/v1/workspaces/acme/connections/{connection_id}/proxy"
+headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+me = requests.get(f"{proxy}/current/Me", headers=headers).json()["d"]["results"][0]
+division = me["CurrentDivision"]
+answer = requests.post(f"{proxy}/{division}/crm/Accounts", json={"Name": "Bakkerij Jansen"}, headers=headers)
+if answer.status_code == 429:
+    wait = int(answer.headers["Retry-After"])  # the company's rate budget is spent
+```
+"""
+
+
+def _proxy_schema(method: str):
+    body = {"application/json": OpenApiTypes.OBJECT} if method in ("POST", "PUT", "PATCH") else None
+    return extend_schema(
+        operation_id=f"connections_proxy_{method.lower()}",
+        summary=f"{method} through the provider proxy",
+        description=PROXY_DESCRIPTION,
+        parameters=[PROXY_PATH],
+        request=body,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.ANY, description="The provider's answer, passed through."),
+            "default": OpenApiResponse(
+                OpenApiTypes.ANY, description="The provider's answer with its own status (`X-Tokenkeeper-Proxy`)."
+            ),
+            400: error("The path would leave the API base URL (`path_refused`), or the request is not valid."),
+            409: error(
+                "The connection cannot give tokens (`pending`, `needs_reauth`, `revoked`, `refresh_paused`) or its "
+                "OAuth client has no API base URL (`no_api_base_url`)."
+            ),
+            429: error(
+                "The provider's rate budget for this company is spent (`rate_budget_spent`); counted by "
+                "Tokenkeeper across every caller. `Retry-After` and the spent family's `X-RateLimit-*` headers "
+                "say when it frees."
+            ),
+            502: error(
+                "The provider's API could not be reached (`provider_unreachable`), redirected "
+                "(`provider_redirect`, never followed) or its URL is refused (`provider_url_refused`)."
+            ),
+            503: error("The token has expired and refreshing it failed (`refresh_failing`)."),
+            504: error("The provider's API did not answer in time (`provider_timeout`)."),
+        },
+    )
+
+
+class ConnectionProxyView(WorkspaceAPIMixin, APIView):
+    """The provider proxy for browser sessions and the schema; API keys take ``connection_proxy_for_api_key``."""
+
+    scope_map = dict.fromkeys((*PROXY_METHODS, "HEAD", "OPTIONS"), "tokens")
+    role_map = dict.fromkeys((*PROXY_METHODS, "HEAD", "OPTIONS"), "member")
+    content_negotiation_class = _AnyAccept
+    renderer_classes = [JSONRenderer]
+
+    def _proxy(self, request, pk, path):
+        return proxy_response(
+            request._request, workspace=self.workspace, membership=self.membership, connection_id=pk, path=path
+        )
+
+    @_proxy_schema("GET")
+    def get(self, request, pk, path):
+        return self._proxy(request, pk, path)
+
+    @_proxy_schema("POST")
+    def post(self, request, pk, path):
+        return self._proxy(request, pk, path)
+
+    @_proxy_schema("PUT")
+    def put(self, request, pk, path):
+        return self._proxy(request, pk, path)
+
+    @_proxy_schema("PATCH")
+    def patch(self, request, pk, path):
+        return self._proxy(request, pk, path)
+
+    @_proxy_schema("DELETE")
+    def delete(self, request, pk, path):
+        return self._proxy(request, pk, path)
+
+
+def proxy_response(request, *, workspace, membership, connection_id, path):
+    """One implementation of the proxy's answer for the DRF view and the fast path."""
+    connection = selectors.connection_for_token(workspace=workspace, membership=membership, connection_id=connection_id)
+    if connection is None:
+        raise exceptions.NotFound()
+    return proxy.forward(request, connection=connection, path=path)
+
+
+def connection_proxy_for_api_key(request, *, workspace_slug: str, pk, path: str) -> HttpResponse:
+    """``…/connections/{id}/proxy/{path}`` with an API key, without DRF's dispatch (``common.fastpath``):
+    the same tenancy checks and errors as ``ConnectionProxyView``."""
+    if request.method not in PROXY_METHODS:
+        return api_error_response(exceptions.MethodNotAllowed(request.method))
+    try:
+        _, workspace = api_key_access(request, workspace_slug=workspace_slug, scope="tokens")
+        return proxy_response(request, workspace=workspace, membership=None, connection_id=pk, path=path)
+    except Exception as exc:
+        return api_error_response(exc, auth_header=BEARER_REALM)  # re-raises what the API does not handle
