@@ -178,6 +178,8 @@ def _send(method: str, url: str, pool_url: str, headers: dict, body):
         )
     except UnsafeURLError as exc:
         raise ProxyError(f"The API base URL is refused: {exc}", code="provider_url_refused", status=502) from None
+    except urllib3.exceptions.NewConnectionError:  # a ConnectTimeoutError subclass in urllib3 2: refused, no route
+        raise ProxyError("Could not connect to the provider's API.", code="provider_unreachable", status=502) from None
     except urllib3.exceptions.TimeoutError:
         raise ProxyError("The provider's API did not answer in time.", code="provider_timeout", status=504) from None
     except urllib3.exceptions.HTTPError as exc:
