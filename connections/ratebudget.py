@@ -169,7 +169,7 @@ def take(client_id: str, scope: str, limits) -> Taken | None:
 
 def _int(value) -> int | None:
     try:
-        return int(str(value).strip())
+        return int(value.decode() if isinstance(value, bytes) else str(value).strip())
     except (TypeError, ValueError):
         return None
 

@@ -12,8 +12,11 @@ from tests.refresh.helpers import connect, tokens_client
 DIVISION = 123456
 
 
-def exact_connection_with_division(client, exact, *, owner, remaining: float = 500, name="Jansen") -> Connection:
-    connection = connect(client, exact, name=name, owner=owner, remaining=remaining, user="jan@example.nl")
+def exact_connection_with_division(
+    client, exact, *, owner, remaining: float = 500, name="Jansen", user="jan@example.nl"
+) -> Connection:
+    """An active Exact Online connection of ``user`` in division ``DIVISION``, ``remaining`` seconds left."""
+    connection = connect(client, exact, name=name, owner=owner, remaining=remaining, user=user)
     connection.account_division = DIVISION
     connection.account_details = {"Division": DIVISION}
     connection.save(update_fields=["account_division", "account_details"])
