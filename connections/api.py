@@ -17,6 +17,7 @@ from common.errors import ServiceError
 from common.schema import error
 from oauthclients.selectors import oauth_client_get
 from workspaces.authentication import BEARER_REALM
+from workspaces.schema import WorkspaceSchema
 from workspaces.tenancy import WorkspaceAPIMixin, api_key_access
 
 from . import flow, proxy, selectors, services
@@ -289,8 +290,33 @@ def _proxy_schema(method: str):
     )
 
 
+class ProxySchema(WorkspaceSchema):
+    """The proxy passes the provider's answers through with the provider's own status, body and content
+    type, so every status it documents may also carry the provider's body: each response is "the API's
+    ``Error`` (Tokenkeeper's own answer, without ``X-Tokenkeeper-Proxy``) or anything (the provider's)".
+    """
+
+    PASSTHROUGH = {
+        "application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/Error"}, {}]}},
+        "*/*": {"schema": {}},
+    }
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code, response in list(responses.items()):
+            if code in ("200", "default"):
+                continue
+            if "$ref" in response:  # a shared error component: described inline here instead
+                name = response["$ref"].rsplit("/", 1)[1]
+                response = {"description": f"{name}: Tokenkeeper's own answer, or the provider's with this status."}
+            responses[code] = {**response, "content": self.PASSTHROUGH}
+        return responses
+
+
 class ConnectionProxyView(WorkspaceAPIMixin, APIView):
     """The provider proxy for browser sessions and the schema; API keys take ``connection_proxy_for_api_key``."""
+
+    schema = ProxySchema()
 
     scope_map = dict.fromkeys((*PROXY_METHODS, "HEAD", "OPTIONS"), "tokens")
     role_map = dict.fromkeys((*PROXY_METHODS, "HEAD", "OPTIONS"), "member")
