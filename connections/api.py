@@ -351,7 +351,7 @@ class ConnectionProxyView(WorkspaceAPIMixin, APIView):
 
 def proxy_response(request, *, workspace, membership, connection_id, path):
     """One implementation of the proxy's answer for the DRF view and the fast path."""
-    connection = selectors.connection_for_token(workspace=workspace, membership=membership, connection_id=connection_id)
+    connection = selectors.connection_for_proxy(workspace=workspace, membership=membership, connection_id=connection_id)
     if connection is None:
         raise exceptions.NotFound()
     return proxy.forward(request, connection=connection, path=path)
