@@ -58,20 +58,22 @@ redis.call('PEXPIREAT', KEYS[2], dreset)
 return {1, mr - 1, mreset, dr - 1, dreset}
 """
 
-# KEYS: one family's hash. ARGV: remaining, reset (ms), now (ms).
-# The provider's word wins, except that calls taken here since it counted are not given back:
-# within the same window the lower count is kept.
+# KEYS: minute hash, day hash. ARGV: now (ms), then remaining and reset (ms) of the minute and of the
+# day ("" when the answer had no such header). The provider's word wins, except that calls taken here
+# since it counted are not given back: within the same window the lower count is kept.
 _SEED = """
-local remaining, reset, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if reset <= now then
-  return 0
+local now = tonumber(ARGV[1])
+for i = 1, 2 do
+  local remaining, reset = tonumber(ARGV[i * 2]), tonumber(ARGV[i * 2 + 1])
+  if remaining and reset and reset > now then
+    local v = redis.call('HMGET', KEYS[i], 'remaining', 'reset')
+    if tonumber(v[2]) == reset and tonumber(v[1]) and tonumber(v[1]) < remaining then
+      remaining = tonumber(v[1])
+    end
+    redis.call('HSET', KEYS[i], 'remaining', remaining, 'reset', reset)
+    redis.call('PEXPIREAT', KEYS[i], reset)
+  end
 end
-local v = redis.call('HMGET', KEYS[1], 'remaining', 'reset')
-if tonumber(v[2]) == reset and tonumber(v[1]) and tonumber(v[1]) < remaining then
-  remaining = tonumber(v[1])
-end
-redis.call('HSET', KEYS[1], 'remaining', remaining, 'reset', reset)
-redis.call('PEXPIREAT', KEYS[1], reset)
 return 1
 """
 
@@ -175,20 +177,16 @@ def _int(value) -> int | None:
 
 
 def seed(client_id: str, scope: str, headers) -> None:
-    """Store what the provider's rate-limit headers say is left (missing families are left alone)."""
+    """Store what the provider's rate-limit headers say is left (one round trip; missing families are left alone)."""
+    minute = _int(headers.get("X-RateLimit-Minutely-Remaining")), _int(headers.get("X-RateLimit-Minutely-Reset"))
+    day = _int(headers.get("X-RateLimit-Remaining")), _int(headers.get("X-RateLimit-Reset"))
+    if None in minute and None in day:
+        return
     client = _redis()
     if client is None:
         return
-    minute_key, day_key = _keys(client_id, scope)
-    now = _now_ms()
-    families = (
-        (minute_key, headers.get("X-RateLimit-Minutely-Remaining"), headers.get("X-RateLimit-Minutely-Reset")),
-        (day_key, headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")),
-    )
-    for key, remaining, reset in families:
-        remaining, reset = _int(remaining), _int(reset)
-        if remaining is not None and reset is not None:
-            client.seed_script(keys=[key], args=[max(remaining, 0), reset, now])
+    values = [max(v, 0) if v is not None and i % 2 == 0 else v for i, v in enumerate((*minute, *day))]
+    client.seed_script(keys=list(_keys(client_id, scope)), args=[_now_ms(), *("" if v is None else v for v in values)])
 
 
 def read(client_id: str, scope: str, limits) -> Budget | None:
