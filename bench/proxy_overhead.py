@@ -186,6 +186,18 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """utime + stime of every process in gunicorn's process group (master and workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def timed_calls(port: int, path: str, headers: dict, n: int) -> list[float]:
     """n sequential GETs on one keep-alive connection; milliseconds each (response read to the end)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -258,17 +270,21 @@ def main(argv=None) -> int:
                 timed_calls(exact_port, direct_path, direct_headers, 200)
                 for _ in range(4):
                     timed_calls(port, proxy_path, proxy_headers, 100)
-                direct, proxied = [], []
+                direct, proxied, cpu = [], [], []
                 for number in range(1, args.rounds + 1):
                     d = timed_calls(exact_port, direct_path, direct_headers, args.calls)
+                    cpu0 = group_cpu_seconds(server.pid)
                     x = timed_calls(port, proxy_path, proxy_headers, args.calls)
+                    cpu.append((group_cpu_seconds(server.pid) - cpu0) / args.calls * 1000)
                     direct += d
                     proxied += x
                     log(
                         f"{path} round {number}: direct p50 {statistics.median(d):.3f} ms, "
-                        f"proxy p50 {statistics.median(x):.3f} ms"
+                        f"proxy p50 {statistics.median(x):.3f} ms, gunicorn CPU {cpu[-1]:.3f} ms/call, "
+                        f"load {os.getloadavg()[0]:.2f}"
                     )
                 row = {
+                    "gunicorn_cpu_ms_per_call": round(statistics.median(cpu), 3),
                     "direct_p50_ms": round(percentile(direct, 0.50), 3),
                     "direct_p99_ms": round(percentile(direct, 0.99), 3),
                     "proxy_p50_ms": round(percentile(proxied, 0.50), 3),
@@ -302,12 +318,17 @@ def main(argv=None) -> int:
     }
     print()
     print(f"{report['machine']['cpu']}, {report['machine']['cpus']} CPUs; {args.rounds} × {args.calls} calls each")
-    print(f"{'path':28} {'direct p50':>11} {'p99':>8} {'proxy p50':>10} {'p99':>8} {'added p50':>10} {'p99':>8}")
+    print(
+        f"{'path':28} {'direct p50':>11} {'p99':>8} {'proxy p50':>10} {'p99':>8} {'added p50':>10} {'p99':>8} "
+        f"{'CPU/call':>9}"
+    )
     for path, row in report["results"].items():
         print(
             f"{path:28} {row['direct_p50_ms']:>11.3f} {row['direct_p99_ms']:>8.3f} {row['proxy_p50_ms']:>10.3f} "
-            f"{row['proxy_p99_ms']:>8.3f} {row['added_p50_ms']:>10.3f} {row['added_p99_ms']:>8.3f}"
+            f"{row['proxy_p99_ms']:>8.3f} {row['added_p50_ms']:>10.3f} {row['added_p99_ms']:>8.3f} "
+            f"{row['gunicorn_cpu_ms_per_call']:>9.3f}"
         )
+    print(f"load average at the end: {report['machine']['load']}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     name = f"proxy_overhead_{datetime.now(UTC):%Y%m%dT%H%M%S}{'_' + args.label if args.label else ''}.json"
