@@ -37,6 +37,38 @@ from .serializers import (
     TokenQuerySerializer,
 )
 
+TOKEN_DESCRIPTION = """A valid access token now: from the database, or refreshed on demand when due.
+
+Needs the `tokens` scope (or a member's session). 409 when the connection needs re-authorization, is
+revoked or not yet authorized; 503 when the token has expired and refreshing it keeps failing.
+
+`?min_valid=N`: a token valid at least `N` more seconds (at most half the token's lifetime; Exact
+Online: 300). When the current one expires sooner it is refreshed first if the provider allows it now;
+Exact Online accepts a refresh only in a token's last 30 s, so the request may wait for that window (at
+most 35 s, `TOKEN_MIN_VALID_MAX_WAIT`); a longer wait, or a refresh that fails, is a 409
+`not_valid_long_enough` with `retry_after` and `Retry-After`.
+
+```
+curl -H "Authorization: Bearer $TOKENKEEPER_KEY" \\
+  "https://tokenkeeper.example/api/v1/workspaces/acme/connections/$CONNECTION/token?min_valid=120"
+```
+
+```python
+import time
+import requests
+
+url = f"https://tokenkeeper.example/api/v1/workspaces/acme/connections/{connection_id}/token"
+while True:
+    answer = requests.get(url, params={"min_valid": 120}, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    if answer.status_code == 409 and answer.json()["error"]["code"] == "not_valid_long_enough":
+        time.sleep(int(answer.headers["Retry-After"]))
+        continue
+    answer.raise_for_status()
+    break
+access_token = answer.json()["access_token"]  # valid for at least 120 s more
+```
+"""
+
 
 class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Connections. Members create them and manage their own; admins and API keys see all."""
@@ -104,6 +136,7 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
         return self.get_paginated_response(ConnectionEventSerializer(page, many=True).data)
 
     @extend_schema(
+        description=TOKEN_DESCRIPTION,
         parameters=[TokenQuerySerializer],
         responses={
             200: AccessTokenSerializer,
