@@ -8,8 +8,8 @@ provider's rules allow it. docs/proxy.md explains it for users.
 
 - **Routing**: the OAuth client's API base URL (Exact Online:
   ``https://start.exactonline.<site>/api/v1``) + ``/`` + the path, with the
-  query string as sent. Only ``Accept`` and ``Content-Type`` (and the body's
-  ``Content-Length``) go along; the caller's ``Authorization`` (its API key)
+  query string as sent. Only ``Accept``, ``Accept-Encoding`` and
+  ``Content-Type`` (and the body's ``Content-Length``) go along; the caller's ``Authorization`` (its API key)
   never does.
 - **Path rules** (``check_path``): the path can never leave the API base. No
   ``.``/``..`` segments, no empty segment (``//``), no absolute URL or
@@ -65,6 +65,7 @@ from .token_requests import pool_for
 logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+FORWARDED_REQUEST_HEADERS = (("HTTP_ACCEPT", "Accept"), ("HTTP_ACCEPT_ENCODING", "Accept-Encoding"))
 FORWARDED_RESPONSE_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "etag", "last-modified", "location", "retry-after"}
 )
@@ -267,7 +268,8 @@ def forward(request: HttpRequest, *, connection: Connection, path: str) -> Strea
 
     length = _content_length(request)
     body, replayable = _body(request, length)
-    headers = {"Accept": request.META["HTTP_ACCEPT"]} if request.META.get("HTTP_ACCEPT") else {}
+    # Accept-Encoding too: a compressed answer is passed through as it is (Content-Encoding kept).
+    headers = {name: request.META[key] for key, name in FORWARDED_REQUEST_HEADERS if request.META.get(key)}
     if body is not None:  # a Content-Type without a body says nothing
         headers["Content-Length"] = str(length)
         if request.META.get("CONTENT_TYPE"):

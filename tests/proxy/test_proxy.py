@@ -44,7 +44,7 @@ def data_calls(exact) -> list:
 
 
 def test_current_me_is_forwarded_with_the_bearer_token(connection, api, exact):
-    response = api.get(proxy_url(connection, "current/Me"), HTTP_ACCEPT="application/json")
+    response = api.get(proxy_url(connection, "current/Me"), HTTP_ACCEPT="application/json", HTTP_ACCEPT_ENCODING="gzip")
 
     assert response.status_code == 200
     assert response["X-Tokenkeeper-Proxy"] == "provider"
@@ -54,6 +54,7 @@ def test_current_me_is_forwarded_with_the_bearer_token(connection, api, exact):
     [call] = exact.api_requests
     assert call.authorization and call.status == 200
     assert call.headers["Accept"] == "application/json"
+    assert call.headers["Accept-Encoding"] == "gzip"
     assert "Content-Type" not in call.headers  # no body, no content type
 
 
