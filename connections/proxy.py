@@ -231,9 +231,10 @@ def _answer(response, provider: str, started: float) -> StreamingHttpResponse:
     return answer
 
 
-def _take_budget(client, scope: str | None) -> None:
+def _take_budget(client, scope: str | None) -> ratebudget.Budget | None:
+    """One call from the budget (what is left after it), or ProxyError 429 when it is spent."""
     if scope is None:
-        return
+        return None
     taken = ratebudget.take(client.client_id, scope, client.provider_spec.api_rate_limits)
     if taken is not None and not taken.allowed:
         metrics.PROXY_RESPONSES.labels(client.provider, "budget").inc()
@@ -246,6 +247,7 @@ def _take_budget(client, scope: str | None) -> None:
             retry_after=taken.retry_after,
             headers=taken.headers(),
         )
+    return taken.budget if taken is not None else None
 
 
 def forward(request: HttpRequest, *, connection: Connection, path: str) -> StreamingHttpResponse:
@@ -264,7 +266,7 @@ def forward(request: HttpRequest, *, connection: Connection, path: str) -> Strea
     pool_url = base.rstrip("/") + "/"
     token = connection_access_token(connection=connection)
     scope = provider.api_rate_scope(path) if provider.api_rate_limits else None
-    _take_budget(client, scope)
+    budget = _take_budget(client, scope)
 
     length = _content_length(request)
     body, replayable = _body(request, length)
@@ -282,7 +284,7 @@ def forward(request: HttpRequest, *, connection: Connection, path: str) -> Strea
             retry_token = _token_after_rejection(connection, token.access_token)
             if retry_token:
                 _discard(response)
-                _take_budget(client, scope)
+                budget = _take_budget(client, scope)
                 headers["Authorization"] = f"Bearer {retry_token}"
                 response = _send(method, url, pool_url, headers, body)
     except ProxyError as exc:
@@ -291,7 +293,7 @@ def forward(request: HttpRequest, *, connection: Connection, path: str) -> Strea
         raise
     if scope is not None:
         try:
-            ratebudget.seed(client.client_id, scope, response.headers)
+            ratebudget.seed(client.client_id, scope, response.headers, known=budget)
         except Exception:  # Redis away: the answer still goes back
             logger.warning("could not store the rate budget of %s/%s", client.client_id, scope)
     return _answer(response, client.provider, started)

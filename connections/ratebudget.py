@@ -176,11 +176,22 @@ def _int(value) -> int | None:
         return None
 
 
-def seed(client_id: str, scope: str, headers) -> None:
-    """Store what the provider's rate-limit headers say is left (one round trip; missing families are left alone)."""
+def seed(client_id: str, scope: str, headers, *, known: Budget | None = None) -> None:
+    """Store what the provider's rate-limit headers say is left (one round trip; missing families are left alone).
+
+    ``known``: what the budget held right after this call was taken. When the provider says the same
+    (the usual case once seeded: Tokenkeeper is the app's only caller), storing it would change
+    nothing (the lower count is kept), so Redis is not asked at all.
+    """
     minute = _int(headers.get("X-RateLimit-Minutely-Remaining")), _int(headers.get("X-RateLimit-Minutely-Reset"))
     day = _int(headers.get("X-RateLimit-Remaining")), _int(headers.get("X-RateLimit-Reset"))
     if None in minute and None in day:
+        return
+    if (
+        known is not None
+        and (None in minute or minute == (known.minutely_remaining, known.minutely_reset))
+        and (None in day or day == (known.daily_remaining, known.daily_reset))
+    ):
         return
     client = _redis()
     if client is None:

@@ -190,3 +190,19 @@ def test_providers_without_limits_have_no_budget(team, exact_connection):
     )
 
     assert body["rate_budget"] is None  # no division yet
+
+
+def test_redis_is_asked_to_seed_only_when_exact_says_something_new(team, connection, frozen_exact, monkeypatch):
+    client = ratebudget._redis()
+    seeds = []
+    original = client.seed_script
+    monkeypatch.setattr(client, "seed_script", lambda **kwargs: seeds.append(kwargs) or original(**kwargs))
+    api = tokens_client(team.a)
+
+    statuses = [api.get(accounts(connection)).status_code for _ in range(5)]
+
+    assert statuses == [200] * 5
+    # The first answer brings Exact's reset times; after that Exact's counts are Tokenkeeper's own.
+    assert len(seeds) == 1
+    budget = ratebudget.read(connection.oauth_client.client_id, str(DIVISION), ApiRateLimits(60, 5000))
+    assert budget.minutely_remaining == 55 and budget.daily_remaining == 4995
