@@ -207,10 +207,10 @@ def timed_calls(port: int, path: str, headers: dict, n: int) -> list[float]:
             start = time.perf_counter()
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
-            response.read()
+            body = response.read()
             times.append((time.perf_counter() - start) * 1000)
             if response.status != 200:
-                raise SystemExit(f"GET {path} answered {response.status}")
+                raise SystemExit(f"GET {path} answered {response.status}: {response.headers} {body[:300]!r}")
     finally:
         conn.close()
     return times

@@ -10,7 +10,8 @@ says is left (``X-RateLimit-Remaining``/``-Reset`` for the day,
 epoch milliseconds).
 
 Redis keys (prefix ``tokenkeeper:ratebudget:``), one hash per family with
-``remaining`` and ``reset`` (epoch ms), expiring at ``reset``:
+``remaining``, ``reset`` (epoch ms) and ``guessed`` (1 until the provider's
+headers named the window), expiring at ``reset``:
 
 - ``{client_id}:{scope}:minute``
 - ``{client_id}:{scope}:day``
@@ -39,38 +40,39 @@ DAY_MS = 86_400_000
 _TAKE = """
 local now = tonumber(ARGV[1])
 local function read(key, limit, period)
-  local v = redis.call('HMGET', key, 'remaining', 'reset')
+  local v = redis.call('HMGET', key, 'remaining', 'reset', 'guessed')
   local remaining, reset = tonumber(v[1]), tonumber(v[2])
   if not reset or reset <= now then
-    return limit, now + period
+    return limit, now + period, '1'
   end
-  return remaining, reset
+  return remaining, reset, v[3] or '0'
 end
-local mr, mreset = read(KEYS[1], tonumber(ARGV[2]), 60000)
-local dr, dreset = read(KEYS[2], tonumber(ARGV[3]), 86400000)
+local mr, mreset, mguess = read(KEYS[1], tonumber(ARGV[2]), 60000)
+local dr, dreset, dguess = read(KEYS[2], tonumber(ARGV[3]), 86400000)
 if mr <= 0 or dr <= 0 then
   return {0, mr, mreset, dr, dreset}
 end
-redis.call('HSET', KEYS[1], 'remaining', mr - 1, 'reset', mreset)
+redis.call('HSET', KEYS[1], 'remaining', mr - 1, 'reset', mreset, 'guessed', mguess)
 redis.call('PEXPIREAT', KEYS[1], mreset)
-redis.call('HSET', KEYS[2], 'remaining', dr - 1, 'reset', dreset)
+redis.call('HSET', KEYS[2], 'remaining', dr - 1, 'reset', dreset, 'guessed', dguess)
 redis.call('PEXPIREAT', KEYS[2], dreset)
 return {1, mr - 1, mreset, dr - 1, dreset}
 """
 
 # KEYS: minute hash, day hash. ARGV: now (ms), then remaining and reset (ms) of the minute and of the
 # day ("" when the answer had no such header). The provider's word wins, except that calls taken here
-# since it counted are not given back: within the same window the lower count is kept.
+# since it counted are not given back: within the same window the lower count is kept — a window the
+# provider named, not one Tokenkeeper guessed (``guessed``), even if the guess hit the same millisecond.
 _SEED = """
 local now = tonumber(ARGV[1])
 for i = 1, 2 do
   local remaining, reset = tonumber(ARGV[i * 2]), tonumber(ARGV[i * 2 + 1])
   if remaining and reset and reset > now then
-    local v = redis.call('HMGET', KEYS[i], 'remaining', 'reset')
-    if tonumber(v[2]) == reset and tonumber(v[1]) and tonumber(v[1]) < remaining then
+    local v = redis.call('HMGET', KEYS[i], 'remaining', 'reset', 'guessed')
+    if v[3] == '0' and tonumber(v[2]) == reset and tonumber(v[1]) and tonumber(v[1]) < remaining then
       remaining = tonumber(v[1])
     end
-    redis.call('HSET', KEYS[i], 'remaining', remaining, 'reset', reset)
+    redis.call('HSET', KEYS[i], 'remaining', remaining, 'reset', reset, 'guessed', '0')
     redis.call('PEXPIREAT', KEYS[i], reset)
   end
 end

@@ -206,3 +206,27 @@ def test_redis_is_asked_to_seed_only_when_exact_says_something_new(team, connect
     assert len(seeds) == 1
     budget = ratebudget.read(connection.oauth_client.client_id, str(DIVISION), ApiRateLimits(60, 5000))
     assert budget.minutely_remaining == 55 and budget.daily_remaining == 4995
+
+
+def test_a_guessed_window_that_ends_when_exacts_does_is_not_mistaken_for_exacts(budgets):
+    """Tokenkeeper's guess for a window it has not heard of (now + 60 s) can end in the very
+    millisecond Exact's does: Exact's count must still win over the guessed one."""
+    limits = ApiRateLimits(per_minute=60, per_day=5000)
+    taken = ratebudget.take(EXACT_CLIENT_ID, "777", limits)  # a guessed window: 59 left
+    reset = taken.budget.minutely_reset
+
+    ratebudget.seed(
+        EXACT_CLIENT_ID,
+        "777",
+        {"X-RateLimit-Minutely-Remaining": "500", "X-RateLimit-Minutely-Reset": str(reset)},
+        known=taken.budget,
+    )
+    after = ratebudget.read(EXACT_CLIENT_ID, "777", limits)
+
+    assert after.minutely_remaining == 500 and after.minutely_reset == reset
+    # Within a window Exact named, the lower count is kept (calls taken since Exact counted).
+    ratebudget.take(EXACT_CLIENT_ID, "777", limits)
+    ratebudget.seed(
+        EXACT_CLIENT_ID, "777", {"X-RateLimit-Minutely-Remaining": "800", "X-RateLimit-Minutely-Reset": str(reset)}
+    )
+    assert ratebudget.read(EXACT_CLIENT_ID, "777", limits).minutely_remaining == 499
