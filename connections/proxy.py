@@ -235,7 +235,11 @@ def _take_budget(client, scope: str | None) -> ratebudget.Budget | None:
     """One call from the budget (what is left after it), or ProxyError 429 when it is spent."""
     if scope is None:
         return None
-    taken = ratebudget.take(client.client_id, scope, client.provider_spec.api_rate_limits)
+    try:
+        taken = ratebudget.take(client.client_id, scope, client.provider_spec.api_rate_limits)
+    except Exception:  # Redis away: the call goes on, and Exact's own 429 is the limit meanwhile
+        logger.warning("could not take from the rate budget of %s/%s", client.client_id, scope)
+        return None
     if taken is not None and not taken.allowed:
         metrics.PROXY_RESPONSES.labels(client.provider, "budget").inc()
         family = "minute" if taken.family == "minute" else "day"

@@ -230,3 +230,16 @@ def test_a_guessed_window_that_ends_when_exacts_does_is_not_mistaken_for_exacts(
         EXACT_CLIENT_ID, "777", {"X-RateLimit-Minutely-Remaining": "800", "X-RateLimit-Minutely-Reset": str(reset)}
     )
     assert ratebudget.read(EXACT_CLIENT_ID, "777", limits).minutely_remaining == 499
+
+
+def test_without_redis_the_call_goes_through_and_exacts_headers_come_back(team, connection, frozen_exact, monkeypatch):
+    def away(*args, **kwargs):
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(ratebudget, "take", away)
+    monkeypatch.setattr(ratebudget, "seed", away)
+
+    response = tokens_client(team.a).get(accounts(connection))
+
+    assert response.status_code == 200
+    assert response["X-RateLimit-Minutely-Remaining"] == "59"
