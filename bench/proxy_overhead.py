@@ -38,6 +38,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -225,7 +226,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432", help="server URL, no database")
     p.add_argument("--database", default="tk_proxy_bench", help="created for the run (%(default)s)")
-    p.add_argument("--keep", action="store_true", help="keep the database")
+    p.add_argument("--keep", action="store_true", help="keep the database and gunicorn's log directory")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/7"))
     p.add_argument("--calls", type=int, default=2000, help="calls per round and kind (%(default)s)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (%(default)s)")
@@ -310,6 +311,7 @@ def main(argv=None) -> int:
             connections.close_all()
         if not args.keep:
             drop_database(args.postgres, args.database)
+            shutil.rmtree(var_dir, ignore_errors=True)
     report["machine"] = {
         "cpus": os.cpu_count(),
         "cpu": _cpu_model(),
