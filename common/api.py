@@ -70,9 +70,14 @@ def exception_handler(exc, context):
             invalid_code = exc.code  # keep the rule's reason, e.g. "last_admin"
             exc = exceptions.ValidationError(exc.errors or {"non_field_errors": [exc.message]})
         else:
-            response = Response(_error_body(exc.code, exc.message), status=exc.status_code)
+            body = _error_body(exc.code, exc.message)
+            response = Response(body, status=exc.status_code)
             if getattr(exc, "retry_after", None):
-                response["Retry-After"] = str(max(int(exc.retry_after), 1))
+                seconds = max(int(exc.retry_after), 1)
+                body["error"]["retry_after"] = seconds
+                response["Retry-After"] = str(seconds)
+            for name, value in getattr(exc, "headers", {}).items():
+                response[name] = value
             return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

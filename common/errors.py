@@ -27,10 +27,13 @@ class ServiceError(Exception):
 
 
 class ConflictError(ServiceError):
+    """``retry_after`` (seconds), when known: the state may have changed by then."""
+
     status_code = 409
 
-    def __init__(self, message: str, *, code: str = "conflict"):
+    def __init__(self, message: str, *, code: str = "conflict", retry_after: float | None = None):
         super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class UnavailableError(ServiceError):

@@ -12,7 +12,9 @@ errors as the DRF view that documents the endpoint.
 
 Only ``GET`` with ``Authorization: Bearer …`` and no query string takes the
 short way; everything else (browser sessions, ``?min_valid=…``, HEAD,
-OPTIONS, any other URL) goes through the whole stack as before. Put this
+OPTIONS, any other URL) goes through the whole stack as before. The views in
+``API_FAST_PATHS_ANY`` (the provider proxy: any method, any query string,
+bodies streamed) take it for every request with an API key. Put this
 middleware right after ``SecurityMiddleware`` (HTTPS redirect, HSTS) and the
 request id, so those still apply.
 """
@@ -32,18 +34,14 @@ _HEADERS = {"X-Frame-Options": "DENY"}
 class ApiFastPathMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self._routes: list[tuple[re.Pattern, dict, Callable]] | None = None
+        self._routes: list[tuple[re.Pattern, dict, Callable, bool]] | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         meta = request.META
-        if (
-            request.method == "GET"
-            and not meta.get("QUERY_STRING")
-            and meta.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
-            and request.path_info.startswith("/api/")
-        ):
-            for pattern, converters, view in self.routes():
-                if match := pattern.match(request.path_info, 1):
+        if meta.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer " and request.path_info.startswith("/api/"):
+            plain = request.method == "GET" and not meta.get("QUERY_STRING")
+            for pattern, converters, view, any_request in self.routes():
+                if (plain or any_request) and (match := pattern.match(request.path_info, 1)):
                     return self._answer(request, view, match.groupdict(), converters)
         return self.get_response(request)
 
@@ -55,7 +53,7 @@ class ApiFastPathMiddleware:
             response.headers.setdefault(name, value)
         return response
 
-    def routes(self) -> list[tuple[re.Pattern, dict, Callable]]:
+    def routes(self) -> list[tuple[re.Pattern, dict, Callable, bool]]:
         """Each fast view's full URL pattern, taken from the URLconf (so the two cannot disagree).
 
         ``resolve()`` walks every pattern before the API's (~60 µs for the
@@ -64,8 +62,12 @@ class ApiFastPathMiddleware:
         if self._routes is None:
             resolver = get_resolver()
             self._routes = [
-                (re.compile(pattern), converters, import_string(path))
-                for name, path in settings.API_FAST_PATHS.items()
+                (re.compile(pattern), converters, import_string(path), any_request)
+                for paths, any_request in (
+                    (settings.API_FAST_PATHS, False),
+                    (getattr(settings, "API_FAST_PATHS_ANY", {}), True),
+                )
+                for name, path in paths.items()
                 for _, pattern, _, converters in resolver.reverse_dict.getlist(name)
             ]
         return self._routes

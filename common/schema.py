@@ -49,6 +49,12 @@ ERROR_SCHEMA = {
                     "description": "For invalid input: each field at fault, with its messages.",
                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
                 },
+                "retry_after": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "When the state may have changed: seconds to wait before asking again "
+                    "(also in the `Retry-After` header).",
+                },
             },
             "required": ["code", "message"],
             "additionalProperties": False,

@@ -349,6 +349,56 @@ def refresh_on_demand(*, connection: Connection) -> RefreshResult:
         )
 
 
+def refresh_for_validity(*, connection: Connection, min_valid: float) -> RefreshResult:
+    """The token API's refresh for ``?min_valid=N``: the current token expires within N seconds.
+
+    Only inside the provider's window (Exact Online: its last 30 s), and only
+    once however many callers ask (single flight: under the row lock, a
+    caller finds the token another one just got and does nothing). Ahead of
+    the schedule it counts as an extra token request, so the provider's daily
+    budget keeps the scheduled refreshes their share.
+    """
+    with transaction.atomic():
+        connection = _locked_rows().filter(pk=connection.pk).first()
+        if connection is None:
+            return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
+        now = timezone.now()
+        expires = connection.access_token_expires_at
+        if connection.access_token and expires is not None and (expires - now).total_seconds() >= min_valid:
+            return RefreshResult(Outcome.SKIPPED, connection, "Valid long enough: already refreshed.")
+        if reason := not_refreshable(connection) or _window_closed(connection, now):
+            return RefreshResult(Outcome.SKIPPED, connection, reason)
+        due = connection.refresh_due_at is not None and connection.refresh_due_at <= now
+        return _refresh_locked(
+            connection,
+            lease_token=None,
+            detail="Refreshed on demand by the token API (min_valid).",
+            extra=not due or connection.refresh_failures > 0,
+        )
+
+
+def refresh_after_rejection(*, connection: Connection, rejected_token: str) -> RefreshResult:
+    """The proxy's refresh after the provider's API answered 401 to ``rejected_token``.
+
+    At most one per rejected token however many calls saw the 401 (single
+    flight: a caller that finds another token under the row lock uses that
+    one), and only when the provider's window allows a refresh now (Exact
+    Online: not before the last 30 s; a 401 earlier means the grant was
+    revoked or replaced, which a refresh would not mend).
+    """
+    with transaction.atomic():
+        connection = _locked_rows().filter(pk=connection.pk).first()
+        if connection is None:
+            return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
+        if connection.access_token and str(connection.access_token) != rejected_token:
+            return RefreshResult(Outcome.SKIPPED, connection, "Another call refreshed the token a moment ago.")
+        if reason := not_refreshable(connection) or _window_closed(connection, timezone.now()):
+            return RefreshResult(Outcome.SKIPPED, connection, reason)
+        return _refresh_locked(
+            connection, lease_token=None, detail="Refreshed by the proxy after the API answered 401.", extra=True
+        )
+
+
 def refresh_forced(*, connection: Connection) -> RefreshResult:
     """An admin's refresh, due or not, but never before the provider's window opens.
 

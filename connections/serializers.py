@@ -1,6 +1,19 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from . import ratebudget
 from .models import Connection, ConnectionEvent
+
+
+class RateBudgetSerializer(serializers.Serializer):
+    minutely_remaining = serializers.IntegerField(help_text="Calls left this minute.")
+    minutely_reset = serializers.IntegerField(
+        allow_null=True, help_text="When the minute's budget is full again: epoch milliseconds (null: not known yet)."
+    )
+    daily_remaining = serializers.IntegerField(help_text="Calls left today.")
+    daily_reset = serializers.IntegerField(
+        allow_null=True, help_text="When the day's budget is full again: epoch milliseconds (null: not known yet)."
+    )
 
 
 class AccountSerializer(serializers.Serializer):
@@ -36,6 +49,16 @@ class ConnectionSerializer(serializers.ModelSerializer):
         help_text="Token-endpoint requests the provider allows per day (null: no known limit).",
     )
 
+    rate_budget = serializers.SerializerMethodField(
+        help_text="What is left of the provider's API rate limits for this connection's company, as the proxy "
+        "counts them for every caller (Exact Online: 60 calls a minute, 5,000 a day per division); null for "
+        "providers whose limits Tokenkeeper does not keep."
+    )
+
+    @extend_schema_field(RateBudgetSerializer(allow_null=True))
+    def get_rate_budget(self, connection) -> dict | None:
+        return ratebudget.connection_budget(connection)
+
     class Meta:
         model = Connection
         fields = [
@@ -57,6 +80,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "refresh_failures",
             "token_calls_today",
             "daily_token_budget",
+            "rate_budget",
             "last_error",
             "last_error_at",
             "connected_at",
@@ -110,3 +134,14 @@ class RefreshScheduledSerializer(serializers.Serializer):
     status = serializers.CharField()
     refresh_at = serializers.DateTimeField()
     detail = serializers.CharField()
+
+
+class TokenQuerySerializer(serializers.Serializer):
+    min_valid = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Seconds the token must stay valid, at most half its lifetime (Exact Online: 300). When the "
+        "current token expires sooner, it is refreshed first; when the provider does not accept a refresh yet "
+        "(Exact Online: only in the last 30 s), the request waits for its window (at most "
+        "`TOKEN_MIN_VALID_MAX_WAIT`, 35 s) or answers 409 `not_valid_long_enough` with `retry_after`.",
+    )

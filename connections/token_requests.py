@@ -115,6 +115,10 @@ def _pool_for(url: str) -> urllib3.PoolManager:
     return pool
 
 
+# The provider proxy (connections/proxy.py) sends its calls on the same pools.
+pool_for = _pool_for
+
+
 def _proxy_for(proxies: dict, scheme: str) -> str | None:
     return proxies.get(scheme) or proxies.get("all") or None
 

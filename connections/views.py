@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
@@ -14,7 +16,7 @@ from workspaces.models import Role
 from workspaces.selectors import membership_for
 from workspaces.tenancy import WorkspaceViewMixin
 
-from . import flow, selectors, services
+from . import flow, ratebudget, selectors, services
 from .forms import ConnectionForm, RenameForm
 from .models import EventKind, Status
 from .overview import workspace_overview
@@ -139,10 +141,29 @@ class ConnectionDetailView(ConnectionMixin, TemplateView):
             disconnected_at=revoked.created_at if revoked else None,
             rename_form=RenameForm(initial={"name": connection.name}),
             token_curl_url=token_url(connection),
+            rate_budget=_rate_budget_for_page(connection),
             can_refresh=self.membership.role == Role.ADMIN
             and connection.status in (Status.ACTIVE, Status.REFRESH_FAILING),
         )
         return context
+
+
+def _rate_budget_for_page(connection) -> dict | None:
+    budget = ratebudget.connection_budget(connection)
+    if budget is None:
+        return None
+    limits = connection.oauth_client.provider_spec.api_rate_limits
+
+    def as_time(ms: int | None) -> datetime | None:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+    return {
+        **budget,
+        "per_minute": limits.per_minute,
+        "per_day": limits.per_day,
+        "minutely_reset_at": as_time(budget["minutely_reset"]),
+        "daily_reset_at": as_time(budget["daily_reset"]),
+    }
 
 
 class ConnectView(ConnectionMixin, View):

@@ -92,6 +92,8 @@ MIDDLEWARE = [
 
 # URL name → view that ApiFastPathMiddleware calls for GET requests with an API key.
 API_FAST_PATHS = {"connection-token": "connections.api.connection_token_for_api_key"}
+# … and for requests with an API key of any method and query string (the provider proxy).
+API_FAST_PATHS_ANY = {"connection-proxy": "connections.api.connection_proxy_for_api_key"}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -135,6 +137,8 @@ SERIALIZATION_MODULES = {fmt: f"common.serializers.{fmt}" for fmt in ("json", "j
 
 # --- Cache (allauth's rate limits need a real one) ------------------------------
 REDIS_URL = env_str("REDIS_URL")
+# The provider API rate budgets the proxy keeps (connections/ratebudget.py); none without Redis.
+RATE_BUDGET_REDIS_URL = env_str("RATE_BUDGET_REDIS_URL") or REDIS_URL
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -330,6 +334,15 @@ REFRESH_BATCH_SECONDS = float(env_str("REFRESH_BATCH_SECONDS", "15"))
 # Routine "refreshed" history events are deleted after this many days (hourly);
 # failures, needs_reauth and the rest are kept.
 REFRESH_EVENT_RETENTION_DAYS = float(env_str("REFRESH_EVENT_RETENTION_DAYS", "7"))
+# GET …/token?min_valid=N waits at most this long for the provider's refresh window to open
+# (connections/access.py); a longer wait is answered 409 not_valid_long_enough with retry_after.
+TOKEN_MIN_VALID_MAX_WAIT = float(env_str("TOKEN_MIN_VALID_MAX_WAIT", "35"))
+# The provider proxy (connections/proxy.py): timeouts towards the provider's API (connect, read
+# between two chunks), and the largest request body kept in memory so that it can be sent again
+# after a 401 and a refresh (larger bodies are streamed and never retried).
+PROXY_CONNECT_TIMEOUT = float(env_str("PROXY_CONNECT_TIMEOUT", "10"))
+PROXY_READ_TIMEOUT = float(env_str("PROXY_READ_TIMEOUT", "60"))
+PROXY_REPLAY_MAX_BYTES = env_int("PROXY_REPLAY_MAX_BYTES", 65536)
 CELERY_BEAT_SCHEDULE = {
     "refresh-sweep": {
         "task": "connections.tasks.refresh_sweep",

@@ -122,6 +122,15 @@ class RefreshPolicy:
 
 
 @dataclass(frozen=True)
+class ApiRateLimits:
+    """Calls the provider's data API allows per (app, company), which Tokenkeeper's proxy
+    keeps as a shared budget (connections/ratebudget.py). Exact Online: 60 a minute, 5,000 a day."""
+
+    per_minute: int
+    per_day: int
+
+
+@dataclass(frozen=True)
 class Provider:
     key: str
     name: str
@@ -146,6 +155,8 @@ class Provider:
     default_site: str = ""
     # Client settings the provider dictates: always its own value, whatever the admin sent.
     fixed_fields: tuple[str, ...] = ()
+    # The data API's limits the proxy counts (None: the provider's 429s are passed through as they come).
+    api_rate_limits: ApiRateLimits | None = None
 
     def site_urls(self, site: str) -> dict[str, str]:
         """The URLs a country site brings (``authorization_url``, ``token_url``); none without sites."""
@@ -160,6 +171,10 @@ class Provider:
 
     def resolved_api_base_url(self, client) -> str:
         return client.api_base_url or self.api_base_url
+
+    def api_rate_scope(self, path: str) -> str | None:
+        """Which of the app's rate budgets a proxied call to ``path`` spends (None: none is kept)."""
+        return None
 
     def resolved_identity_url(self, client) -> str:
         return client.identity_url or self.identity_url

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from common.errors import ServiceError
 
-from .base import CLIENT_SECRET_POST, Identity, Provider, RefreshPolicy, origin_of
+from .base import CLIENT_SECRET_POST, ApiRateLimits, Identity, Provider, RefreshPolicy, origin_of
 
 SITES = {
     "nl": "Netherlands (exactonline.nl)",
@@ -46,6 +46,12 @@ class ExactOnline(Provider):
 
     def resolved_api_base_url(self, client) -> str:
         return f"{origin_of(client.token_url)}/api/v1"
+
+    def api_rate_scope(self, path: str) -> str | None:
+        """The division (``{division}/crm/Accounts``): Exact counts calls per app and company.
+        ``current/Me`` and other calls outside a division are not counted."""
+        division = path.split("/", 1)[0]
+        return division if division.isdigit() else None
 
     def resolved_identity_url(self, client) -> str:
         return f"{origin_of(client.token_url)}/api/v1/current/Me"
@@ -81,6 +87,7 @@ PROVIDER = ExactOnline(
     # Exact: refresh only in the last 30 s, at most 10 errors an hour per
     # endpoint and 200 token requests a day per user (docs/exact-online.md).
     refresh_policy=RefreshPolicy(window_seconds=30, aim_after_open=5, error_budget=10, daily_token_budget=200),
+    api_rate_limits=ApiRateLimits(per_minute=60, per_day=5000),
     docs_url="https://support.exactonline.com/community/s/knowledge-base#All-All-DNO-Content-oauth-eol-oauth-dev-step3",
     sites=SITES,
     default_site="nl",

@@ -40,9 +40,13 @@ def test_every_error_response_has_the_one_error_shape(openapi):
     assert openapi["components"]["schemas"]["Error"] == ERROR_SCHEMA
     for path, method, operation in operations(openapi):
         for status, response in operation["responses"].items():
-            if int(status) >= 400:
-                content = resolve(openapi, response)["content"]
-                assert content == {"application/json": {"schema": {"$ref": ERROR_REF}}}, (method, path, status)
+            if status == "default" or int(status) < 400:
+                continue
+            content = resolve(openapi, response)["content"]
+            if "/proxy/" in path:  # Tokenkeeper's Error, or the provider's answer passed through with its status
+                assert content["application/json"]["schema"]["anyOf"][0] == {"$ref": ERROR_REF}, (method, path)
+                continue
+            assert content == {"application/json": {"schema": {"$ref": ERROR_REF}}}, (method, path, status)
 
 
 def test_every_operation_documents_the_errors_its_kind_can_give(openapi):
