@@ -31,7 +31,6 @@ Results: a table on stdout and JSON under ``bench/results/``.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import http.client
 import json
@@ -39,8 +38,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,21 +50,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-FIELD_KEY = base64.urlsafe_b64encode(b"tokenkeeper-bench-key-0123456789").decode()
-SECRET_KEY = "bench-only-secret-key-not-for-production-" + "x9" * 20
+from bench.gunicorn_server import (  # noqa: E402 (after the path set-up)
+    base_env,
+    cpu_model,
+    free_port,
+    group_cpu_seconds,
+    log,
+    start_gunicorn,
+    stop,
+)
+
 CLIENT_ID = "bench-proxy-client"
 CLIENT_SECRET = "bench-proxy-secret"
 DIVISION = 123456
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def create_database(postgres: str, name: str) -> None:
@@ -86,26 +81,14 @@ def drop_database(postgres: str, name: str) -> None:
 
 
 def server_env(args, var_dir: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFRESH_", "PYTEST_"))}
+    env = base_env(database_url=f"{args.postgres}/{args.database}", redis_url=args.redis_url, var_dir=var_dir)
     env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
         TOKENKEEPER_ENV="development",  # the emulator speaks http on loopback: insecure URLs allowed
         OAUTH_ALLOW_INSECURE_URLS="true",
-        DEBUG="false",
-        DATABASE_URL=f"{args.postgres}/{args.database}",
-        REDIS_URL=args.redis_url,
-        CELERY_BROKER_URL=args.redis_url,
-        SECRET_KEY=SECRET_KEY,
-        FIELD_ENCRYPTION_KEYS=FIELD_KEY,
-        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
         PUBLIC_BASE_URL="http://127.0.0.1",
-        TOKENKEEPER_VAR_DIR=var_dir,
-        PROMETHEUS_MULTIPROC_DIR=str(Path(var_dir) / "metrics"),
-        LOG_LEVEL="WARNING",
         GUNICORN_ACCESS_LOG="",
         WEB_CONCURRENCY=str(args.workers),
         GUNICORN_THREADS=str(args.threads),
-        PYTHONPATH=str(ROOT),
     )
     return env
 
@@ -154,49 +137,6 @@ def seed(exact) -> tuple[str, str, str, str]:
     )
     _, raw = api_key_create(workspace=workspace, name="bench", scopes=["tokens"], actor=SYSTEM)
     return slug, str(connection.id), raw, body["access_token"]
-
-
-def start_gunicorn(env, port: int, log_dir: Path) -> subprocess.Popen:
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "config.wsgi", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
-    log(
-        f"starting {' '.join(command[1:])} (WEB_CONCURRENCY={env['WEB_CONCURRENCY']}, threads {env['GUNICORN_THREADS']})"
-    )
-    out = (log_dir / "gunicorn.log").open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not come up:\n{(log_dir / 'gunicorn.log').read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """utime + stime of every process in gunicorn's process group (master and workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def timed_calls(port: int, path: str, headers: dict, n: int) -> list[float]:
@@ -259,7 +199,7 @@ def main(argv=None) -> int:
 
             connections.close_all()
             port = free_port()
-            server = start_gunicorn(env, port, Path(var_dir))
+            server = start_gunicorn(["-c", "config/gunicorn.conf.py"], env, port, Path(var_dir))
             exact_port = int(exact.base_url.rsplit(":", 1)[1])
             direct_headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
             proxy_headers = {"Authorization": f"Bearer {raw_key}", "Accept": "application/json"}
@@ -314,7 +254,7 @@ def main(argv=None) -> int:
             shutil.rmtree(var_dir, ignore_errors=True)
     report["machine"] = {
         "cpus": os.cpu_count(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "load": os.getloadavg(),
     }
@@ -337,14 +277,6 @@ def main(argv=None) -> int:
     (out / name).write_text(json.dumps(report, indent=2))
     log(f"results: {out / name}")
     return 0
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

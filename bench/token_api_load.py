@@ -28,7 +28,6 @@ under ``bench/results/``.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
@@ -36,14 +35,11 @@ import platform
 import re
 import secrets
 import shlex
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,41 +47,23 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-FIELD_KEY = base64.urlsafe_b64encode(b"tokenkeeper-bench-key-0123456789").decode()
-SECRET_KEY = "bench-only-secret-key-not-for-production-" + "x9" * 20
+from bench.gunicorn_server import (  # noqa: E402 (after the path set-up)
+    CLK_TCK,
+    base_env,
+    free_port,
+    group_cpu_seconds,
+    log,
+    start_gunicorn,
+    stop,
+)
+
 # A token about as long as Exact Online's (they are ~600 characters).
 ACCESS_TOKEN = "gAAAAAbench" + "Q" * 590
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(args, var_dir: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFRESH_", "PYTEST_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        TOKENKEEPER_ENV="production",
-        DEBUG="false",
-        DATABASE_URL=args.database_url,
-        REDIS_URL=args.redis_url,
-        CELERY_BROKER_URL=args.redis_url,
-        SECRET_KEY=SECRET_KEY,
-        FIELD_ENCRYPTION_KEYS=FIELD_KEY,
-        ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
-        PUBLIC_BASE_URL="https://127.0.0.1",
-        TOKENKEEPER_VAR_DIR=var_dir,
-        PROMETHEUS_MULTIPROC_DIR=str(Path(var_dir) / "metrics"),
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-    )
+    env = base_env(database_url=args.database_url, redis_url=args.redis_url, var_dir=var_dir)
+    env.update(TOKENKEEPER_ENV="production", PUBLIC_BASE_URL="https://127.0.0.1")
     for item in args.env or []:
         name, _, value = item.partition("=")
         env[name] = value
@@ -188,46 +166,6 @@ def in_process(token_path: str, raw_key: str, n: int) -> dict:
     }
 
 
-def start_gunicorn(args, env, port: int, log_dir: Path) -> subprocess.Popen:
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "config.wsgi", *shlex.split(args.gunicorn), "--bind", f"127.0.0.1:{port}"]
-    env = {**env, "GUNICORN_ACCESS_LOG": "" if not args.access_log else "-"}
-    log(f"starting {' '.join(command[1:])}")
-    out = (log_dir / "gunicorn.log").open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"X-Forwarded-Proto": "https"})
-            if urllib.request.urlopen(request, timeout=2).status == 200:  # noqa: S310 (loopback)
-                return process
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not come up:\n{(log_dir / 'gunicorn.log').read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """utime + stime of every process in gunicorn's process group (master and workers)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:  # field 5: pgrp
-                total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
-
-
 def postgres_cpu_seconds(database: str) -> float:
     """utime + stime of the PostgreSQL backends serving ``database`` (their process titles name it)."""
     total = 0
@@ -323,7 +261,14 @@ def main(argv=None) -> int:
 
         connections.close_all()
         port = free_port()
-        server = start_gunicorn(args, env, port, log_dir)
+        access_log = {"GUNICORN_ACCESS_LOG": "-" if args.access_log else ""}
+        server = start_gunicorn(
+            shlex.split(args.gunicorn),
+            {**env, **access_log},
+            port,
+            log_dir,
+            health_headers={"X-Forwarded-Proto": "https"},  # production settings redirect plain http
+        )
         base = f"http://127.0.0.1:{port}"
         https = {"X-Forwarded-Proto": "https"}
         key = {**https, "Authorization": f"Bearer {raw_key}"}

@@ -153,37 +153,36 @@ class MemberRemoveView(WorkspaceViewMixin, View):
         return redirect("workspace-members", workspace_slug=self.workspace.slug)
 
 
-class InvitationRevokeView(WorkspaceViewMixin, View):
+class InvitationActionView(WorkspaceViewMixin, View):
+    """An admin's action on one pending invitation, from the members page and back to it."""
+
     required_role = Role.ADMIN
+
+    def act(self, invitation) -> str:
+        """Carry the action out (a service call); the message that says it was done."""
+        raise NotImplementedError
 
     def post(self, request, invitation_id):
         invitation = selectors.invitations_list(workspace=self.workspace).filter(id=invitation_id).first()
         if invitation is None:
             return _not_found(request, "That invitation no longer exists.", "workspace-members", self.workspace)
         try:
-            services.invitation_revoke(workspace=self.workspace, invitation=invitation, actor=self.actor)
-            messages.success(request, f"Invitation for {invitation.email} withdrawn.")
+            messages.success(request, self.act(invitation))
         except ServiceError as error:
             messages.error(request, error.message)
         return redirect("workspace-members", workspace_slug=self.workspace.slug)
 
 
-class InvitationResendView(WorkspaceViewMixin, View):
-    required_role = Role.ADMIN
+class InvitationRevokeView(InvitationActionView):
+    def act(self, invitation) -> str:
+        services.invitation_revoke(workspace=self.workspace, invitation=invitation, actor=self.actor)
+        return f"Invitation for {invitation.email} withdrawn."
 
-    def post(self, request, invitation_id):
-        invitation = selectors.invitations_list(workspace=self.workspace).filter(id=invitation_id).first()
-        if invitation is None:
-            return _not_found(request, "That invitation no longer exists.", "workspace-members", self.workspace)
-        try:
-            services.invitation_resend(workspace=self.workspace, invitation=invitation, actor=self.actor)
-            messages.success(
-                request,
-                f"Invitation sent again to {invitation.email}, with a new link; the earlier link no longer works.",
-            )
-        except ServiceError as error:
-            messages.error(request, error.message)
-        return redirect("workspace-members", workspace_slug=self.workspace.slug)
+
+class InvitationResendView(InvitationActionView):
+    def act(self, invitation) -> str:
+        services.invitation_resend(workspace=self.workspace, invitation=invitation, actor=self.actor)
+        return f"Invitation sent again to {invitation.email}, with a new link; the earlier link no longer works."
 
 
 NEW_KEY_SESSION = "new_api_key"
