@@ -74,7 +74,7 @@ def connection_for_token(*, workspace, membership=None, connection_id) -> Connec
 
 
 # What the provider proxy reads (connections.proxy): the token's row plus what the call needs, and
-# the OAuth client's routing fields; two compiled one-row reads instead of four lazy loads.
+# the OAuth client's routing fields, in one compiled read (a join) instead of four lazy loads.
 PROXY_FIELDS = (*TOKEN_FIELDS, "oauth_client_id", "refresh_paused_at", "access_token_lifetime", "account_division")
 PROXY_CLIENT_FIELDS = (
     "id",
@@ -90,16 +90,13 @@ _proxy_query = CompiledQuery(
     lambda workspace_id, connection_id: (
         connections_visible(workspace=workspace_id)
         .select_related(None)
-        .only(*PROXY_FIELDS)
+        .select_related("oauth_client")
+        .only(*PROXY_FIELDS, *(f"oauth_client__{name}" for name in PROXY_CLIENT_FIELDS))
         .order_by()
         .filter(id=connection_id)[:1]
     ),
     "workspace_id",
     "connection_id",
-)
-_proxy_client_query = CompiledQuery(
-    lambda client_id: OAuthClient.objects.only(*PROXY_CLIENT_FIELDS).order_by().filter(id=client_id)[:1],
-    "client_id",
 )
 
 
@@ -111,10 +108,7 @@ def connection_for_proxy(*, workspace, membership=None, connection_id) -> Connec
         return None
     if membership is not None and not membership.is_admin:
         return connections_visible(workspace=workspace, membership=membership).filter(id=connection_id).first()
-    connection = _proxy_query.first(workspace_id=workspace.pk, connection_id=connection_id)
-    if connection is not None:
-        connection.oauth_client = _proxy_client_query.first(client_id=connection.oauth_client_id)
-    return connection
+    return _proxy_query.first(workspace_id=workspace.pk, connection_id=connection_id)
 
 
 def connection_events(*, connection: Connection, limit: int = 100) -> QuerySet[ConnectionEvent]:

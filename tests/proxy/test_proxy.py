@@ -124,6 +124,17 @@ def test_a_body_larger_than_the_replay_limit_is_streamed_on(connection, api, exa
     assert call.headers["Content-Length"] == str(len(payload))
 
 
+def test_a_proxied_call_with_a_warm_key_reads_the_database_once(connection, api, exact, django_assert_num_queries):
+    api.get(proxy_url(connection, "current/Me"))  # the key is read and remembered (workspaces.keycache)
+
+    with django_assert_num_queries(1) as captured:  # the connection joined with its OAuth client
+        response = api.get(proxy_url(connection, "current/Me"))
+        body_of(response)
+
+    assert response.status_code == 200
+    assert "oauthclients_oauthclient" in captured.captured_queries[0]["sql"]
+
+
 def test_proxied_calls_are_not_audit_events(connection, api, exact):
     before = AuditEvent.objects.count()
 
