@@ -313,6 +313,10 @@ def _proxy_schema(method: str):
                 "Tokenkeeper across every caller. `Retry-After` and the spent family's `X-RateLimit-*` headers "
                 "say when it frees."
             ),
+            411: error(
+                "A chunked request body reached a web server that cannot pass one on (`length_required`; "
+                "gunicorn, the production server, can): send the body with a `Content-Length`."
+            ),
             502: error(
                 "The provider's API could not be reached (`provider_unreachable`), redirected "
                 "(`provider_redirect`, never followed) or its URL is refused (`provider_url_refused`)."
@@ -393,7 +397,7 @@ def proxy_response(request, *, workspace, membership, connection_id, path):
 def connection_proxy_for_api_key(request, *, workspace_slug: str, pk, path: str) -> HttpResponse:
     """``…/connections/{id}/proxy/{path}`` with an API key, without DRF's dispatch (``common.fastpath``):
     the same tenancy checks and errors as ``ConnectionProxyView``."""
-    if request.method not in PROXY_METHODS:
+    if request.method not in PROXY_METHODS and request.method != "HEAD":  # HEAD: as the DRF view (GET's)
         return api_error_response(exceptions.MethodNotAllowed(request.method))
     try:
         _, workspace = api_key_access(request, workspace_slug=workspace_slug, scope="tokens")

@@ -19,7 +19,8 @@ provider's rules allow it. docs/proxy.md explains it for users.
   ``\\``, ``.`` or ``%`` in it. Refused with 400 ``path_refused`` before
   anything is sent. The URL built is checked again to start with the base.
 - **Streaming**: the request body is sent as it arrives (``Content-Length``
-  kept), the answer is streamed back as the provider sends it (urllib3,
+  kept; a chunked body is passed on chunked, or with its length when it
+  fits in memory), the answer is streamed back as the provider sends it (urllib3,
   ``preload_content=False``): memory does not grow with either. Connections
   to providers are pooled and kept alive (one pool per process, shared with
   the token requests), timeouts bounded (``PROXY_CONNECT_TIMEOUT``,
@@ -144,12 +145,21 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
-def _body(request: HttpRequest, length: int):
-    """(body, replayable): small bodies in memory (can be sent again), larger ones as a stream."""
+def _chunked(request: HttpRequest) -> bool:
+    return "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+
+def _body(request: HttpRequest):
+    """(body, replayable, length to send or None): small bodies in memory (can be sent again), larger
+    ones as a stream; a chunked body of unknown length goes on chunked once it outgrows the memory limit."""
+    limit = settings.PROXY_REPLAY_MAX_BYTES
+    if _chunked(request) and not request.META.get("CONTENT_LENGTH"):
+        return _chunked_body(request, limit)
+    length = _content_length(request)
     if length == 0:
-        return None, True
-    if length <= settings.PROXY_REPLAY_MAX_BYTES:
-        return request.read(length), True
+        return None, True, None
+    if length <= limit:
+        return request.read(length), True, length
 
     def chunks():
         left = length
@@ -160,7 +170,33 @@ def _body(request: HttpRequest, length: int):
             left -= len(chunk)
             yield chunk
 
-    return chunks(), False
+    return chunks(), False, length
+
+
+def _chunked_body(request: HttpRequest, limit: int):
+    """A body sent with ``Transfer-Encoding: chunked``, read from the WSGI server's input, which
+    Django does not read without a Content-Length. Only a server that ends the input at the body's
+    end (``wsgi.input_terminated``: gunicorn) can pass one; others get 411."""
+    if not request.META.get("wsgi.input_terminated"):
+        raise ProxyError(
+            "This server cannot read a chunked request body: send the body with a Content-Length.",
+            code="length_required",
+            status=411,
+        )
+    stream = request.META["wsgi.input"]
+    head = b""
+    while len(head) <= limit:
+        chunk = stream.read(min(CHUNK, limit + 1 - len(head)))
+        if not chunk:
+            return (head or None), True, (len(head) if head else None)
+        head += chunk
+
+    def chunks():
+        yield head
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+    return chunks(), False, None
 
 
 def _send(method: str, url: str, pool_url: str, headers: dict, body):
@@ -272,12 +308,12 @@ def forward(request: HttpRequest, *, connection: Connection, path: str) -> Strea
     scope = provider.api_rate_scope(path) if provider.api_rate_limits else None
     budget = _take_budget(client, scope)
 
-    length = _content_length(request)
-    body, replayable = _body(request, length)
+    body, replayable, length = _body(request)
     # Accept-Encoding too: a compressed answer is passed through as it is (Content-Encoding kept).
     headers = {name: request.META[key] for key, name in FORWARDED_REQUEST_HEADERS if request.META.get(key)}
     if body is not None:  # a Content-Type without a body says nothing
-        headers["Content-Length"] = str(length)
+        if length is not None:  # else urllib3 sends the stream chunked
+            headers["Content-Length"] = str(length)
         if request.META.get("CONTENT_TYPE"):
             headers["Content-Type"] = request.META["CONTENT_TYPE"]
     method = request.method

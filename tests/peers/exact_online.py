@@ -1892,7 +1892,7 @@ class ExactOnlineEmulator:
         sent = h.headers
         return ApiRequest(
             time=self.now(),
-            method=method,
+            method=h.command,  # as sent: HEAD is answered as GET but recorded as HEAD
             path=path,
             division=division,
             status=0,
