@@ -9,9 +9,10 @@ says is left (``X-RateLimit-Remaining``/``-Reset`` for the day,
 ``X-RateLimit-Minutely-Remaining``/``-Reset`` for the minute; resets in
 epoch milliseconds).
 
-Redis keys (prefix ``tokenkeeper:ratebudget:``), one hash per family with
-``remaining``, ``reset`` (epoch ms) and ``guessed`` (1 until the provider's
-headers named the window), expiring at ``reset``:
+Redis keys (prefix ``RATE_BUDGET_KEY_PREFIX``, by default
+``tokenkeeper:ratebudget:``), one hash per family with ``remaining``,
+``reset`` (epoch ms) and ``guessed`` (1 until the provider's headers named
+the window), expiring at ``reset``:
 
 - ``{client_id}:{scope}:minute``
 - ``{client_id}:{scope}:day``
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-PREFIX = "tokenkeeper:ratebudget:"
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 
@@ -107,7 +107,7 @@ def _now_ms() -> int:
 
 
 def _keys(client_id: str, scope: str) -> tuple[str, str]:
-    base = f"{PREFIX}{client_id}:{scope}:"
+    base = f"{settings.RATE_BUDGET_KEY_PREFIX}{client_id}:{scope}:"
     return base + "minute", base + "day"
 
 

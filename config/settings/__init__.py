@@ -139,6 +139,8 @@ SERIALIZATION_MODULES = {fmt: f"common.serializers.{fmt}" for fmt in ("json", "j
 REDIS_URL = env_str("REDIS_URL")
 # The provider API rate budgets the proxy keeps (connections/ratebudget.py); none without Redis.
 RATE_BUDGET_REDIS_URL = env_str("RATE_BUDGET_REDIS_URL") or REDIS_URL
+# Keys start with this; a test run uses its own, so runs that share a Redis never count each other's calls.
+RATE_BUDGET_KEY_PREFIX = env_str("RATE_BUDGET_KEY_PREFIX") or "tokenkeeper:ratebudget:"
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -24,3 +24,5 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 # In-process tests run inside a transaction that other threads cannot see;
 # threaded batches run in tests/refresh/test_locks.py and test_worker.py (committed data).
 REFRESH_THREADS = 1
+# This run's own rate-budget keys in Redis (shared with the gunicorn process tests/proxy/live.py starts).
+RATE_BUDGET_KEY_PREFIX = f"tokenkeeper-test-{os.getpid()}:ratebudget:"

@@ -34,7 +34,7 @@ def clear_rate_budgets() -> None:
     if not settings.RATE_BUDGET_REDIS_URL:
         return
     client = redis.Redis.from_url(settings.RATE_BUDGET_REDIS_URL)
-    keys = list(client.scan_iter("tokenkeeper:ratebudget:*"))
+    keys = list(client.scan_iter(f"{settings.RATE_BUDGET_KEY_PREFIX}*"))
     if keys:
         client.delete(*keys)
 

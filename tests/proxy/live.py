@@ -41,6 +41,7 @@ class LiveServer:
                 "DATABASE_URL": _database_url(settings.DATABASES["default"]),
                 "REDIS_URL": os.environ.get("REDIS_URL", ""),
                 "RATE_BUDGET_REDIS_URL": settings.RATE_BUDGET_REDIS_URL,
+                "RATE_BUDGET_KEY_PREFIX": settings.RATE_BUDGET_KEY_PREFIX,
                 "OAUTH_ALLOW_INSECURE_URLS": "true",
                 "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
                 "SECRET_KEY": settings.SECRET_KEY,
