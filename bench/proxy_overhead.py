@@ -6,8 +6,9 @@ threaded HTTP server, limits raised so that its own 60-a-minute budget does
 not stop the run) and gunicorn with ``config/gunicorn.conf.py`` on loopback
 ports, against PostgreSQL and Redis. Seeds one workspace with an Exact Online
 connection holding a token the emulator issued and an API key with the
-``tokens`` scope. Then, for each path, alternates rounds of N sequential
-calls on one keep-alive connection each:
+``tokens`` scope. Then alternates rounds of N sequential calls on one
+keep-alive connection each, for both paths in every round (so that a machine
+whose speed drifts drifts for both alike):
 
 - **direct**: ``GET {emulator}/api/v1/{path}`` with the access token;
 - **proxy**: ``GET {gunicorn}/api/v1/workspaces/…/connections/{id}/proxy/{path}``
@@ -205,34 +206,43 @@ def main(argv=None) -> int:
             proxy_headers = {"Authorization": f"Bearer {raw_key}", "Accept": "application/json"}
             proxy_base = f"/api/v1/workspaces/{slug}/connections/{connection_id}/proxy"
             results = {}
-            for path in ("current/Me", f"{DIVISION}/crm/Accounts"):
-                direct_path, proxy_path = f"/api/v1/{path}", f"{proxy_base}/{path}"
-                # Warm-up: every gunicorn worker imports, connects and fills its pools.
-                timed_calls(exact_port, direct_path, direct_headers, 200)
+            paths = ("current/Me", f"{DIVISION}/crm/Accounts")
+            # Warm-up: every gunicorn worker imports, connects and fills its pools.
+            for path in paths:
+                timed_calls(exact_port, f"/api/v1/{path}", direct_headers, 200)
                 for _ in range(4):
-                    timed_calls(port, proxy_path, proxy_headers, 100)
-                direct, proxied, cpu = [], [], []
-                for number in range(1, args.rounds + 1):
-                    d = timed_calls(exact_port, direct_path, direct_headers, args.calls)
+                    timed_calls(port, f"{proxy_base}/{path}", proxy_headers, 100)
+            samples = {path: {"direct": [], "proxy": [], "cpu": [], "added": []} for path in paths}
+            # Rounds outside, paths inside: a machine that drifts in speed drifts for both paths alike.
+            for number in range(1, args.rounds + 1):
+                for path in paths:
+                    got = samples[path]
+                    d = timed_calls(exact_port, f"/api/v1/{path}", direct_headers, args.calls)
                     cpu0 = group_cpu_seconds(server.pid)
-                    x = timed_calls(port, proxy_path, proxy_headers, args.calls)
-                    cpu.append((group_cpu_seconds(server.pid) - cpu0) / args.calls * 1000)
-                    direct += d
-                    proxied += x
+                    x = timed_calls(port, f"{proxy_base}/{path}", proxy_headers, args.calls)
+                    got["cpu"].append((group_cpu_seconds(server.pid) - cpu0) / args.calls * 1000)
+                    got["direct"] += d
+                    got["proxy"] += x
+                    got["added"].append(statistics.median(x) - statistics.median(d))
                     log(
                         f"{path} round {number}: direct p50 {statistics.median(d):.3f} ms, "
-                        f"proxy p50 {statistics.median(x):.3f} ms, gunicorn CPU {cpu[-1]:.3f} ms/call, "
+                        f"proxy p50 {statistics.median(x):.3f} ms, gunicorn CPU {got['cpu'][-1]:.3f} ms/call, "
                         f"load {os.getloadavg()[0]:.2f}"
                     )
+            results = {}
+            for path in paths:
+                got = samples[path]
                 row = {
-                    "gunicorn_cpu_ms_per_call": round(statistics.median(cpu), 3),
-                    "direct_p50_ms": round(percentile(direct, 0.50), 3),
-                    "direct_p99_ms": round(percentile(direct, 0.99), 3),
-                    "proxy_p50_ms": round(percentile(proxied, 0.50), 3),
-                    "proxy_p99_ms": round(percentile(proxied, 0.99), 3),
+                    "gunicorn_cpu_ms_per_call": round(statistics.median(got["cpu"]), 3),
+                    "direct_p50_ms": round(percentile(got["direct"], 0.50), 3),
+                    "direct_p99_ms": round(percentile(got["direct"], 0.99), 3),
+                    "proxy_p50_ms": round(percentile(got["proxy"], 0.50), 3),
+                    "proxy_p99_ms": round(percentile(got["proxy"], 0.99), 3),
                 }
                 row["added_p50_ms"] = round(row["proxy_p50_ms"] - row["direct_p50_ms"], 3)
                 row["added_p99_ms"] = round(row["proxy_p99_ms"] - row["direct_p99_ms"], 3)
+                # Each round's own added p50 (proxy p50 − direct p50 of that round): the spread the machine gave.
+                row["added_p50_ms_by_round"] = [round(value, 3) for value in got["added"]]
                 results[path.replace(str(DIVISION), "{division}")] = row
             report["results"] = results
     finally:
@@ -269,6 +279,11 @@ def main(argv=None) -> int:
             f"{path:28} {row['direct_p50_ms']:>11.3f} {row['direct_p99_ms']:>8.3f} {row['proxy_p50_ms']:>10.3f} "
             f"{row['proxy_p99_ms']:>8.3f} {row['added_p50_ms']:>10.3f} {row['added_p99_ms']:>8.3f} "
             f"{row['gunicorn_cpu_ms_per_call']:>9.3f}"
+        )
+        rounds = row["added_p50_ms_by_round"]
+        print(
+            f"{'':28} added p50 by round: {', '.join(f'{value:.2f}' for value in rounds)} "
+            f"(best {min(rounds):.2f}, median {statistics.median(rounds):.2f})"
         )
     print(f"load average at the end: {report['machine']['load']}")
     out = ROOT / "bench" / "results"
