@@ -306,9 +306,9 @@ def forward(request: HttpRequest, *, connection: Connection, path: str) -> Strea
     pool_url = base.rstrip("/") + "/"
     token = connection_access_token(connection=connection)
     scope = provider.api_rate_scope(path) if provider.api_rate_limits else None
+    body, replayable, length = _body(request)  # before the budget: a body that cannot be sent costs no call
     budget = _take_budget(client, scope)
 
-    body, replayable, length = _body(request)
     # Accept-Encoding too: a compressed answer is passed through as it is (Content-Encoding kept).
     headers = {name: request.META[key] for key, name in FORWARDED_REQUEST_HEADERS if request.META.get(key)}
     if body is not None:  # a Content-Type without a body says nothing

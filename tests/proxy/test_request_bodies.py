@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from connections import ratebudget
+from oauthclients.providers.base import ApiRateLimits
 from tests.proxy.helpers import DIVISION, exact_connection_with_division, proxy_url, tokens_client
 from tests.proxy.live import LiveServer
 
@@ -76,6 +78,8 @@ def test_a_chunked_body_the_server_cannot_pass_on_is_411_and_nothing_is_sent(con
     assert response.status_code == 411
     assert response.json()["error"]["code"] == "length_required"
     assert exact.api_requests == []
+    budget = ratebudget.read(connection.oauth_client.client_id, str(DIVISION), ApiRateLimits(60, 5000))
+    assert budget.minutely_remaining == 60  # nothing taken for a call that was not sent
 
 
 def test_head_with_an_api_key_is_forwarded_as_head(connection, exact):
