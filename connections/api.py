@@ -250,6 +250,7 @@ class _AnyAccept(BaseContentNegotiation):
 
 
 PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PROXY_FAST_METHODS = (*PROXY_METHODS, "HEAD")  # HEAD is sent on as HEAD, as the DRF view does (Django's GET)
 PROXY_PATH = OpenApiParameter(
     "path",
     OpenApiTypes.STR,
@@ -397,7 +398,7 @@ def proxy_response(request, *, workspace, membership, connection_id, path):
 def connection_proxy_for_api_key(request, *, workspace_slug: str, pk, path: str) -> HttpResponse:
     """``…/connections/{id}/proxy/{path}`` with an API key, without DRF's dispatch (``common.fastpath``):
     the same tenancy checks and errors as ``ConnectionProxyView``."""
-    if request.method not in PROXY_METHODS and request.method != "HEAD":  # HEAD: as the DRF view (GET's)
+    if request.method not in PROXY_FAST_METHODS:
         return api_error_response(exceptions.MethodNotAllowed(request.method))
     try:
         _, workspace = api_key_access(request, workspace_slug=workspace_slug, scope="tokens")

@@ -28,6 +28,11 @@ def proxy_url(connection: Connection, path: str, workspace_slug: str | None = No
     return f"/api/v1/workspaces/{slug}/connections/{connection.id}/proxy/{path}"
 
 
+def accounts(connection: Connection) -> str:
+    """The proxy URL of the connection's division's CRM accounts (a call Exact's rate budget counts)."""
+    return proxy_url(connection, f"{DIVISION}/crm/Accounts")
+
+
 def clear_rate_budgets() -> None:
     import redis
 

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.usefixtures("budgets")
 
 
 @pytest.fixture
-def connection(team, exact_client, exact):
-    return exact_connection_with_division(exact_client, exact, owner=team.alice)
-
-
-@pytest.fixture
 def api(team):
     return tokens_client(team.a)
 

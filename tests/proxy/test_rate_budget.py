@@ -12,7 +12,7 @@ from connections import ratebudget
 from oauthclients.providers.base import ApiRateLimits
 from tests.fixtures.connections import make_exact_client
 from tests.fixtures.peers import EXACT_CLIENT_ID, exact_online
-from tests.proxy.helpers import DIVISION, exact_connection_with_division, proxy_url, tokens_client
+from tests.proxy.helpers import DIVISION, accounts, exact_connection_with_division, proxy_url, tokens_client
 from tests.proxy.live import LiveServer
 
 pytestmark = pytest.mark.usefixtures("budgets")
@@ -38,10 +38,6 @@ def frozen_exact(redirect_uri):
 def connection(team, frozen_exact):
     client = make_exact_client(team.a, team.alice, frozen_exact)
     return exact_connection_with_division(client, frozen_exact, owner=team.alice)
-
-
-def accounts(connection) -> str:
-    return proxy_url(connection, f"{DIVISION}/crm/Accounts")
 
 
 def data_calls(exact) -> list:

@@ -9,19 +9,10 @@ import pytest
 
 from connections import ratebudget
 from oauthclients.providers.base import ApiRateLimits
-from tests.proxy.helpers import DIVISION, exact_connection_with_division, proxy_url, tokens_client
+from tests.proxy.helpers import DIVISION, accounts, tokens_client
 from tests.proxy.live import LiveServer
 
 pytestmark = pytest.mark.usefixtures("budgets")
-
-
-@pytest.fixture
-def connection(team, exact_client, exact):
-    return exact_connection_with_division(exact_client, exact, owner=team.alice)
-
-
-def accounts(connection) -> str:
-    return proxy_url(connection, f"{DIVISION}/crm/Accounts")
 
 
 def payload(size: int) -> bytes:
