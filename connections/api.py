@@ -209,9 +209,12 @@ class ConnectionViewSet(WorkspaceAPIMixin, mixins.ListModelMixin, mixins.Retriev
 TOKEN_HEADERS = {"Cache-Control": "no-store"}
 
 
-def token_body(*, workspace, membership, connection_id, min_valid: int | None = None) -> dict:
-    """The token answer, one implementation for the DRF view and the fast path."""
-    connection = selectors.connection_for_token(workspace=workspace, membership=membership, connection_id=connection_id)
+def token_body(*, workspace, membership, connection_id, min_valid: int | None = None, recent: bool = False) -> dict:
+    """The token answer, one implementation for the DRF view and the fast path (``recent``: see
+    ``selectors.connection_for_token``)."""
+    connection = selectors.connection_for_token(
+        workspace=workspace, membership=membership, connection_id=connection_id, recent=recent
+    )
     if connection is None:
         raise exceptions.NotFound()
     return connection_access_token(connection=connection, min_valid=min_valid).as_dict(timezone.now())
@@ -231,7 +234,7 @@ def connection_token_for_api_key(request, *, workspace_slug: str, pk: str) -> Ht
             request, workspace_slug=workspace_slug, scope=ConnectionViewSet.action_scopes["token"]
         )
         response = json_response(
-            token_body(workspace=workspace, membership=None, connection_id=pk), headers=TOKEN_HEADERS
+            token_body(workspace=workspace, membership=None, connection_id=pk, recent=True), headers=TOKEN_HEADERS
         )
     except Exception as exc:
         response = api_error_response(exc, auth_header=BEARER_REALM)  # re-raises what the API does not handle
@@ -387,9 +390,11 @@ class ConnectionProxyView(WorkspaceAPIMixin, APIView):
         return self._proxy(request, pk, path)
 
 
-def proxy_response(request, *, workspace, membership, connection_id, path):
+def proxy_response(request, *, workspace, membership, connection_id, path, recent: bool = False):
     """One implementation of the proxy's answer for the DRF view and the fast path."""
-    connection = selectors.connection_for_proxy(workspace=workspace, membership=membership, connection_id=connection_id)
+    connection = selectors.connection_for_proxy(
+        workspace=workspace, membership=membership, connection_id=connection_id, recent=recent
+    )
     if connection is None:
         raise exceptions.NotFound()
     return proxy.forward(request, connection=connection, path=path)
@@ -402,6 +407,6 @@ def connection_proxy_for_api_key(request, *, workspace_slug: str, pk, path: str)
         return api_error_response(exceptions.MethodNotAllowed(request.method))
     try:
         _, workspace = api_key_access(request, workspace_slug=workspace_slug, scope="tokens")
-        return proxy_response(request, workspace=workspace, membership=None, connection_id=pk, path=path)
+        return proxy_response(request, workspace=workspace, membership=None, connection_id=pk, path=path, recent=True)
     except Exception as exc:
         return api_error_response(exc, auth_header=BEARER_REALM)  # re-raises what the API does not handle

@@ -47,7 +47,7 @@ from audit.services import SYSTEM, audit_record
 from common import metrics
 from oauthclients.models import OAuthClient
 
-from . import threads
+from . import rowcache, threads
 from .events import connection_event
 from .models import Connection, ConnectionEvent, EventKind, Status
 from .notifications import notify_needs_reauth
@@ -276,6 +276,16 @@ def _locked_rows():
     return Connection.objects.select_for_update(of=("self",)).select_related("oauth_client")
 
 
+def _lock_for_request(connection_id) -> Connection | None:
+    """The row, locked, for a refresh a request asks for (token API, proxy, a person).
+
+    The request may have found the row in this process's cache (``rowcache``): that copy is
+    dropped when this transaction ends, so the next request reads what it left.
+    """
+    rowcache.forget_on_commit(connection_id)
+    return _locked_rows().filter(pk=connection_id).first()
+
+
 _WORKER_FIELDS = [f for f in Connection._meta.concrete_fields if f.name not in _WORKER_DEFERRED]
 _WORKER_SELECT = f"SELECT {', '.join(f.column for f in _WORKER_FIELDS)} FROM connections_connection WHERE id = %s"  # noqa: S608
 _converters: dict[str, list] = {}
@@ -336,7 +346,7 @@ def refresh_on_demand(*, connection: Connection) -> RefreshResult:
     its attempt failed a moment ago) and read what it left (single flight).
     """
     with transaction.atomic():
-        connection = _locked_rows().filter(pk=connection.pk).first()
+        connection = _lock_for_request(connection.pk)
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         if reason := not_refreshable(connection) or _not_due_on_demand(connection, timezone.now()):
@@ -359,7 +369,7 @@ def refresh_for_validity(*, connection: Connection, min_valid: float) -> Refresh
     budget keeps the scheduled refreshes their share.
     """
     with transaction.atomic():
-        connection = _locked_rows().filter(pk=connection.pk).first()
+        connection = _lock_for_request(connection.pk)
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         now = timezone.now()
@@ -387,7 +397,7 @@ def refresh_after_rejection(*, connection: Connection, rejected_token: str) -> R
     revoked or replaced, which a refresh would not mend).
     """
     with transaction.atomic():
-        connection = _locked_rows().filter(pk=connection.pk).first()
+        connection = _lock_for_request(connection.pk)
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         if connection.access_token and str(connection.access_token) != rejected_token:
@@ -406,11 +416,13 @@ def refresh_forced(*, connection: Connection) -> RefreshResult:
     locked and read again here.
     """
     with transaction.atomic():
-        connection = _locked_rows().filter(pk=connection.pk).first()
+        connection = _lock_for_request(connection.pk)
         if connection is None:
             return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
         if reason := not_refreshable(connection) or _window_closed(connection, timezone.now()):
             return RefreshResult(Outcome.SKIPPED, connection, reason)
+        # Ahead of the schedule: other web processes must not hand out the replaced token from their copy.
+        rowcache.changed(connection.pk)
         return _refresh_locked(connection, lease_token=None, detail="Refreshed.", extra=True)
 
 

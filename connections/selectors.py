@@ -1,6 +1,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
@@ -10,6 +11,7 @@ from common.compiled import CompiledQuery
 from oauthclients.models import OAuthClient
 from workspaces.models import Workspace
 
+from . import rowcache
 from .models import Connection, ConnectionEvent, ConnectionSearchText, EventKind, Status
 
 # What the Overview puts first: the provider refused the refresh token, or refreshing keeps failing.
@@ -62,13 +64,20 @@ _token_query = CompiledQuery(
 )
 
 
-def connection_for_token(*, workspace, membership=None, connection_id) -> Connection | None:
-    """The connection whose access token the caller asks for, if visible to them (connections_visible)."""
+def connection_for_token(*, workspace, membership=None, connection_id, recent: bool = False) -> Connection | None:
+    """The connection whose access token the caller asks for, if visible to them (connections_visible).
+
+    ``recent``: this process's copy read in the last second will do (``connections.rowcache``; the
+    API-key fast path). The row is then shared with other requests: read-only.
+    """
     try:
         connection_id = uuid.UUID(str(connection_id))
     except ValueError:
         return None  # the URL's pattern lets through dashes in the wrong places
     if membership is None or membership.is_admin:
+        if recent:
+            load = partial(_token_query.first, workspace_id=workspace.pk, connection_id=connection_id)
+            return rowcache.read("token", workspace.pk, connection_id, load)
         return _token_query.first(workspace_id=workspace.pk, connection_id=connection_id)
     return _token_rows(workspace=workspace, membership=membership).filter(id=connection_id).first()
 
@@ -100,14 +109,20 @@ _proxy_query = CompiledQuery(
 )
 
 
-def connection_for_proxy(*, workspace, membership=None, connection_id) -> Connection | None:
-    """The connection a proxied call uses, with its OAuth client, if visible to the caller (as for a token)."""
+def connection_for_proxy(*, workspace, membership=None, connection_id, recent: bool = False) -> Connection | None:
+    """The connection a proxied call uses, with its OAuth client, if visible to the caller (as for a token).
+
+    ``recent``: as for ``connection_for_token``.
+    """
     try:
         connection_id = uuid.UUID(str(connection_id))
     except ValueError:
         return None
     if membership is not None and not membership.is_admin:
         return connections_visible(workspace=workspace, membership=membership).filter(id=connection_id).first()
+    if recent:
+        load = partial(_proxy_query.first, workspace_id=workspace.pk, connection_id=connection_id)
+        return rowcache.read("proxy", workspace.pk, connection_id, load)
     return _proxy_query.first(workspace_id=workspace.pk, connection_id=connection_id)
 
 

@@ -208,6 +208,11 @@ INVITATION_LIFETIME_DAYS = env_int("INVITATION_LIFETIME_DAYS", 7)
 # it again (workspaces/keycache.py): a revoked key stops working within this
 # long in every other process (at once in the one that revoked it). 0 turns it off.
 API_KEY_CACHE_SECONDS = float(env_str("API_KEY_CACHE_SECONDS", "5"))
+# A web process serves an API key's token and proxy requests from the connection row it read
+# this many seconds ago (connections/rowcache.py); lifecycle changes reach every process at once
+# through Redis (CONNECTION_CACHE_CHANNEL). Only with REDIS_URL; 0 turns it off.
+CONNECTION_CACHE_SECONDS = float(env_str("CONNECTION_CACHE_SECONDS", "1"))
+CONNECTION_CACHE_CHANNEL = env_str("CONNECTION_CACHE_CHANNEL") or "tokenkeeper:connections:changed"
 
 # --- Internationalisation and static files -----------------------------------
 LANGUAGE_CODE = "en-us"

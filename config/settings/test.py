@@ -26,3 +26,7 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 REFRESH_THREADS = 1
 # This run's own rate-budget keys in Redis (shared with the gunicorn process tests/proxy/live.py starts).
 RATE_BUDGET_KEY_PREFIX = f"tokenkeeper-test-{os.getpid()}:ratebudget:"
+# In-process tests change rows inside a transaction that never commits (no announcement reaches the
+# row cache): they read the database every time. tests/connections/test_rowcache.py turns it on.
+CONNECTION_CACHE_SECONDS = 0.0
+CONNECTION_CACHE_CHANNEL = f"tokenkeeper-test-{os.getpid()}:connections:changed"

@@ -42,6 +42,8 @@ class LiveServer:
                 "REDIS_URL": os.environ.get("REDIS_URL", ""),
                 "RATE_BUDGET_REDIS_URL": settings.RATE_BUDGET_REDIS_URL,
                 "RATE_BUDGET_KEY_PREFIX": settings.RATE_BUDGET_KEY_PREFIX,
+                "CONNECTION_CACHE_SECONDS": str(settings.CONNECTION_CACHE_SECONDS),
+                "CONNECTION_CACHE_CHANNEL": settings.CONNECTION_CACHE_CHANNEL,
                 "OAUTH_ALLOW_INSECURE_URLS": "true",
                 "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
                 "SECRET_KEY": settings.SECRET_KEY,
