@@ -335,8 +335,8 @@ REFRESH_RETRY_BASE_SECONDS = env_int("REFRESH_RETRY_BASE_SECONDS", 30)
 # the rest for the next sweep (docs/refresh-engine.md). One thread on SQLite:
 # its writers take turns anyway.
 REFRESH_BATCH_FANOUT = env_int("REFRESH_BATCH_FANOUT", 4)
-REFRESH_BATCH_MAX = env_int("REFRESH_BATCH_MAX", 24)
-REFRESH_THREADS = env_int("REFRESH_THREADS", 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 12)
+REFRESH_BATCH_MAX = env_int("REFRESH_BATCH_MAX", 96)
+REFRESH_THREADS = env_int("REFRESH_THREADS", 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 16)
 REFRESH_BATCH_SECONDS = float(env_str("REFRESH_BATCH_SECONDS", "15"))
 # Routine "refreshed" history events are deleted after this many days (hourly);
 # failures, needs_reauth and the rest are kept.
