@@ -63,6 +63,12 @@ SWEEP_DURATION = Histogram(f"{PREFIX}sweep_duration_seconds", "Duration of one r
 SWEEP_CLAIMED = Counter(f"{PREFIX}sweep_claimed", "Connections claimed and queued by sweeps.")
 TOKEN_API_DURATION = Histogram(f"{PREFIX}token_api_duration_seconds", "Token API answer time.", buckets=FAST)
 TOKEN_API_RESPONSES = Counter(f"{PREFIX}token_api_responses", "Token API answers by status.", ["status"])
+CONNECTION_CACHE = Counter(
+    f"{PREFIX}connection_cache_reads",
+    "Connection rows the API-key fast paths needed: from the web process's copy (hit), read from "
+    "PostgreSQL (miss), or read with the copy off or not subscribed (off).",
+    ["result"],
+)
 PROXY_DURATION = Histogram(f"{PREFIX}proxy_duration_seconds", "Proxied API calls.", ["provider"], buckets=FAST)
 PROXY_RESPONSES = Counter(f"{PREFIX}proxy_responses", "Provider API answers through the proxy.", ["provider", "status"])
 WEBHOOK_DELIVERIES = Counter(f"{PREFIX}webhook_deliveries", "Outgoing webhook delivery attempts.", ["outcome"])

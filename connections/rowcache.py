@@ -42,6 +42,8 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 
+from common import metrics
+
 from .models import Connection
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ _swept_at = 0.0
 _listener: dict = {"pid": None, "listening": False}
 _start_lock = threading.Lock()
 _publishers: dict[int, object] = {}
+_HIT, _MISS, _OFF = (metrics.CONNECTION_CACHE.labels(result) for result in ("hit", "miss", "off"))
 
 
 def lifetime() -> float:
@@ -74,12 +77,15 @@ def read(kind: str, workspace_id, connection_id: uuid.UUID, load: Callable[[], C
     the workspace is part of the key, so a copy never crosses tenants.
     """
     if not _usable():
+        _OFF.inc()
         return load()
     key = (kind, workspace_id)
     rows = _entries.get(str(connection_id))
     entry = rows.get(key) if rows else None
     if entry is not None and time.monotonic() - entry[0] <= lifetime():
+        _HIT.inc()
         return entry[1]
+    _MISS.inc()
     generation = _generation
     read_at = time.monotonic()
     row = load()

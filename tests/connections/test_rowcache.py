@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.services import Actor
+from common import metrics
 from connections import rowcache
 from connections.models import Connection, Status
 from connections.services import connection_disconnect
@@ -73,8 +74,13 @@ def until(check, seconds: float = 5.0):
         time.sleep(0.02)
 
 
+def cache_reads(result: str) -> float:
+    return metrics.CONNECTION_CACHE.labels(result)._value.get()
+
+
 def test_a_busy_keys_token_requests_read_no_row_after_the_first(client, team, fresh):
     raw = make_api_key(team.a, scopes=["tokens"])
+    hits, misses = cache_reads("hit"), cache_reads("miss")
     assert client.get(token_url(fresh), **bearer(raw)).status_code == 200  # key and row read
 
     with CaptureQueriesContext(db) as queries:
@@ -83,6 +89,7 @@ def test_a_busy_keys_token_requests_read_no_row_after_the_first(client, team, fr
     assert [a.status_code for a in answers] == [200] * 5
     assert {a.json()["access_token"] for a in answers} == {fresh.access_token}
     assert len(queries.captured_queries) == 0
+    assert (cache_reads("hit") - hits, cache_reads("miss") - misses) == (5, 1)  # tokenkeeper_connection_cache_reads
 
 
 def test_the_proxy_reads_no_row_either(client, team, fresh, exact):
@@ -170,10 +177,12 @@ def test_without_redis_nothing_is_kept(client, team, fresh, settings):
     raw = make_api_key(team.a, scopes=["tokens"])
     assert client.get(token_url(fresh), **bearer(raw)).status_code == 200
 
+    off = cache_reads("off")
     with CaptureQueriesContext(db) as queries:
         assert client.get(token_url(fresh), **bearer(raw)).status_code == 200
 
     assert len(queries.captured_queries) == 1  # the row, every time (the key is in its own cache)
+    assert cache_reads("off") - off == 1
 
 
 @pytest.mark.postgres
