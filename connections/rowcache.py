@@ -24,6 +24,7 @@ What keeps the copy right:
   while the subscription is down, every request reads the database. After a
   (re)subscription everything cached is dropped, since messages may have
   been missed meanwhile. A read that began before an announcement is not kept.
+  Copies past their lifetime leave memory within about a second more.
 - ``CONNECTION_CACHE_SECONDS`` bounds everything else, e.g. an edit of the
   OAuth client's API base URL, or a message lost on the way.
 
@@ -98,7 +99,8 @@ def read(kind: str, workspace_id, connection_id: uuid.UUID, load: Callable[[], C
 
 
 def _drop_expired(now: float) -> None:
-    """At most once per lifetime: drop the copies past it, so no token stays in memory for long."""
+    """At most once per lifetime (a new copy, or the listener's wake-up): drop the copies past it,
+    so no decrypted token stays in memory for long."""
     global _swept_at
     if now - _swept_at < lifetime():
         return
@@ -195,7 +197,13 @@ def _listen(url: str, channel: str) -> None:
             client = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
             pubsub = client.pubsub()
             pubsub.subscribe(channel)
-            for message in pubsub.listen():
+            while _listener["pid"] == pid:
+                # Wakes at least once a second, so that copies past their lifetime leave memory
+                # even when no request comes to replace them.
+                message = pubsub.get_message(timeout=min(max(lifetime(), 0.1), 1.0))
+                _drop_expired(time.monotonic())
+                if message is None:
+                    continue
                 if message["type"] == "subscribe":  # also after redis-py reconnected on its own
                     clear()
                     _listener["listening"] = True
