@@ -24,12 +24,12 @@ Without Redis (``REDIS_URL`` unset, development) no budget is kept: the
 provider's own 429s come through.
 """
 
-import os
-import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
+
+from common import redisclients
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -79,26 +79,13 @@ end
 return 1
 """
 
-_clients: dict[int, object] = {}
-_lock = threading.Lock()
-
 
 def _redis():
-    url = getattr(settings, "RATE_BUDGET_REDIS_URL", "")
-    if not url:
-        return None
-    client = _clients.get(os.getpid())
-    if client is None:
-        import redis
-
-        with _lock:
-            client = _clients.get(os.getpid())
-            if client is None:
-                client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-                client.take_script = client.register_script(_TAKE)
-                client.seed_script = client.register_script(_SEED)
-                _clients.clear()
-                _clients[os.getpid()] = client
+    """This process's client for the budgets, with the two scripts registered on it."""
+    client = redisclients.for_process(getattr(settings, "RATE_BUDGET_REDIS_URL", ""))
+    if client is not None and not hasattr(client, "seed_script"):
+        client.take_script = client.register_script(_TAKE)
+        client.seed_script = client.register_script(_SEED)  # last: its presence says both are there
     return client
 
 

@@ -43,7 +43,7 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 
-from common import metrics
+from common import metrics, redisclients
 
 from .models import Connection
 
@@ -59,7 +59,6 @@ _generation = 0
 _swept_at = 0.0
 _listener: dict = {"pid": None, "listening": False}
 _start_lock = threading.Lock()
-_publishers: dict[int, object] = {}
 _HIT, _MISS, _OFF = (metrics.CONNECTION_CACHE.labels(result) for result in ("hit", "miss", "off"))
 
 
@@ -127,9 +126,8 @@ def clear() -> None:
 def forget_on_commit(connection_id) -> None:
     """Drop this process's copies now and again when the current transaction commits (a read
     in between would see the row as it was)."""
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(partial(forget, connection_id))
     forget(connection_id)
+    transaction.on_commit(partial(forget, connection_id))
 
 
 def changed(connection_id) -> None:
@@ -140,26 +138,13 @@ def changed(connection_id) -> None:
 
 def _announce(connection_id: str) -> None:
     forget(connection_id)
-    client = _publisher()
+    client = redisclients.for_process(settings.REDIS_URL)
     if client is None:
         return
     try:
         client.publish(_channel(), connection_id)
     except Exception:  # Redis away: the other processes' copies expire within lifetime()
         logger.warning("could not announce the change of connection %s", connection_id)
-
-
-def _publisher():
-    if not settings.REDIS_URL:
-        return None
-    client = _publishers.get(os.getpid())
-    if client is None:
-        import redis
-
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-        _publishers.clear()
-        _publishers[os.getpid()] = client
-    return client
 
 
 # --- The listener: one daemon thread per process -------------------------------------------------
