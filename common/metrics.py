@@ -85,18 +85,25 @@ def count_refresh(refresh: Callable) -> Callable:
 
     @wraps(refresh)
     def counted(connection, **kwargs):
-        provider, old_expiry, sent_at = (
-            connection.oauth_client.provider,
-            connection.access_token_expires_at,
-            time.time(),
-        )
+        done = refresh_started(connection)
         result = refresh(connection, **kwargs)
-        REFRESHES.labels(provider, str(result.outcome)).inc()
-        if str(result.outcome) == "refreshed" and old_expiry is not None:
-            REFRESH_LEAD.labels(provider).observe(old_expiry.timestamp() - sent_at)
+        done(result.outcome)
         return result
 
     return counted
+
+
+def refresh_started(connection) -> Callable[[str], None]:
+    """What ``count_refresh`` records, for a caller that splits a refresh in steps (a group of
+    refreshes, ``connections.refresh.refresh_group``): call the result with the outcome."""
+    provider, old_expiry, sent_at = connection.oauth_client.provider, connection.access_token_expires_at, time.time()
+
+    def done(outcome: str) -> None:
+        REFRESHES.labels(provider, str(outcome)).inc()
+        if str(outcome) == "refreshed" and old_expiry is not None:
+            REFRESH_LEAD.labels(provider).observe(old_expiry.timestamp() - sent_at)
+
+    return done
 
 
 def count_token_endpoint(request_tokens: Callable) -> Callable:

@@ -51,7 +51,7 @@ from . import rowcache, threads
 from .events import connection_event
 from .models import Connection, ConnectionEvent, EventKind, Status
 from .notifications import notify_needs_reauth
-from .oauth import PERMANENT, TOO_EARLY, TRANSIENT, TokenEndpointError
+from .oauth import PERMANENT, TOO_EARLY, TRANSIENT, TokenEndpointError, TokenSet
 from .token_requests import refresh_tokens
 from .tokens import apply_tokens, refresh_window_opens_at
 
@@ -190,36 +190,44 @@ def batch_seconds() -> float:
 def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, int]:
     """Refresh a batch of connections claimed with ``lease_token``.
 
-    Up to ``REFRESH_THREADS`` at once (``connections.threads``: threads of this
-    worker process, each with its own database connection), so a process is
-    not idle while the provider answers; each id is ``refresh_claimed`` with
-    its own row lock, lease check and transaction. Past ``batch_seconds()``
-    (a slow provider) the ids not started yet are released, so the next sweep
-    claims them again for other workers instead of them waiting here. Returns
-    how many ended how: ``{"refreshed": 9, "skipped": 1}``.
+    In groups of up to ``REFRESH_GROUP_SIZE`` (``refresh_group``: one
+    transaction holds the group's row locks, its token requests go out side
+    by side), up to ``REFRESH_THREADS`` token requests at once
+    (``connections.threads``), so a process is not idle while the provider
+    answers. Past ``batch_seconds()`` (a slow provider) the groups not
+    started yet are released, so the next sweep claims them again for other
+    workers instead of them waiting here. Returns how many ended how:
+    ``{"refreshed": 9, "skipped": 1}``.
     """
     deadline = time.monotonic() + batch_seconds()
     batch = Batch()
+    size = threads.group_size()
+    groups = [connection_ids[i : i + size] for i in range(0, len(connection_ids), size)]
 
-    def one(item: tuple[int, str]) -> Outcome:
-        index, connection_id = item
+    def run(item: tuple[int, list]) -> list[Outcome]:
+        index, ids = item
         if index and time.monotonic() > deadline:
-            _release_claim(connection_id, lease_token)
-            return Outcome.RELEASED
+            for connection_id in ids:
+                _release_claim(connection_id, lease_token)
+            return [Outcome.RELEASED] * len(ids)
         try:
-            return refresh_claimed(connection_id=connection_id, lease_token=lease_token, batch=batch).outcome
+            return refresh_group(connection_ids=ids, lease_token=lease_token, batch=batch)
         except SoftTimeLimitExceeded:
             raise  # the task is out of time: stop here
         except Exception:
-            # The transaction rolled back; the claim runs out and a later sweep tries again.
-            logger.exception("refresh of connection %s failed unexpectedly", connection_id)
+            # The transaction rolled back; the claims run out and a later sweep tries again.
+            logger.exception("refresh of connections %s failed unexpectedly", ", ".join(map(str, ids)))
             metrics.refresh_failed_unexpectedly()
-            return Outcome.ERROR
+            return [Outcome.ERROR] * len(ids)
 
     try:
-        outcomes = threads.run_each(
-            one, list(enumerate(connection_ids)), failed=lambda outcome: outcome == Outcome.ERROR
-        )
+        outcomes = [
+            outcome
+            for group in threads.run_each(
+                run, list(enumerate(groups)), failed=lambda outcomes: Outcome.ERROR in outcomes
+            )
+            for outcome in group
+        ]
     finally:
         write_history(batch.events)
     counts = dict(Counter(str(outcome) for outcome in outcomes))
@@ -287,7 +295,7 @@ def _lock_for_request(connection_id) -> Connection | None:
 
 
 _WORKER_FIELDS = [f for f in Connection._meta.concrete_fields if f.name not in _WORKER_DEFERRED]
-_WORKER_SELECT = f"SELECT {', '.join(f.column for f in _WORKER_FIELDS)} FROM connections_connection WHERE id = %s"  # noqa: S608
+_WORKER_SELECT = f"SELECT {', '.join(f.column for f in _WORKER_FIELDS)} FROM connections_connection"  # noqa: S608
 _converters: dict[str, list] = {}
 
 
@@ -301,10 +309,31 @@ def _lock_for_worker(connection_id, batch: Batch) -> Connection | None:
     """
     lock = " FOR UPDATE" if db_connection.features.has_select_for_update else ""
     with db_connection.cursor() as cursor:
-        cursor.execute(_WORKER_SELECT + lock, [_FIELDS["id"].get_db_prep_value(connection_id, db_connection)])
+        cursor.execute(_WORKER_SELECT + " WHERE id = %s" + lock, [_id_param(connection_id)])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _worker_connection(row, batch)
+
+
+def _lock_group_for_worker(connection_ids: list, batch: Batch) -> dict:
+    """The rows of a group, locked in one ``SELECT … ORDER BY id FOR UPDATE``: {id: Connection}.
+
+    In the order of their ids, so two transactions that lock overlapping
+    groups queue instead of deadlocking.
+    """
+    lock = " FOR UPDATE" if db_connection.features.has_select_for_update else ""
+    where = f" WHERE id IN ({', '.join(['%s'] * len(connection_ids))}) ORDER BY id"
+    with db_connection.cursor() as cursor:
+        cursor.execute(_WORKER_SELECT + where + lock, [_id_param(i) for i in connection_ids])
+        rows = cursor.fetchall()
+    connections = (_worker_connection(row, batch) for row in rows)
+    return {str(connection.pk): connection for connection in connections}
+
+
+def _id_param(connection_id):
+    return _FIELDS["id"].get_db_prep_value(connection_id, db_connection)
+
+
+def _worker_connection(row: tuple, batch: Batch) -> Connection:
     converters = _converters.get(db_connection.vendor) or _converters.setdefault(
         db_connection.vendor,
         [
@@ -326,15 +355,119 @@ def refresh_claimed(*, connection_id, lease_token: uuid.UUID, batch: Batch) -> R
     """A worker's refresh of a connection the sweeper claimed with ``lease_token``."""
     with transaction.atomic():
         connection = _lock_for_worker(connection_id, batch)
-        if connection is None:
-            return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
-        if connection.lease_token != lease_token:
-            return RefreshResult(Outcome.SKIPPED, connection, "Another claim owns this connection now.")
-        if reason := not_refreshable(connection) or _not_due(connection, timezone.now()):
-            _release(connection)
-            connection.save(update_fields=["lease_token", "lease_expires_at", "interrupted_at", "updated_at"])
-            return RefreshResult(Outcome.SKIPPED, connection, reason)
+        if skipped := _claim_check(connection, lease_token):
+            return skipped
         return _refresh_locked(connection, lease_token=lease_token, detail="Refreshed.", extra=False, batch=batch)
+
+
+def _claim_check(connection: Connection | None, lease_token: uuid.UUID) -> RefreshResult | None:
+    """Why a claimed connection, locked, is not refreshed now (its claim released), or None."""
+    if connection is None:
+        return RefreshResult(Outcome.SKIPPED, None, "The connection no longer exists.")
+    if connection.lease_token != lease_token:
+        return RefreshResult(Outcome.SKIPPED, connection, "Another claim owns this connection now.")
+    if reason := not_refreshable(connection) or _not_due(connection, timezone.now()):
+        _release(connection)
+        connection.save(update_fields=["lease_token", "lease_expires_at", "interrupted_at", "updated_at"])
+        return RefreshResult(Outcome.SKIPPED, connection, reason)
+    return None
+
+
+def refresh_group(*, connection_ids: list, lease_token: uuid.UUID, batch: Batch) -> list[Outcome]:
+    """A worker's refreshes of a group of claimed connections, under one transaction.
+
+    What ``refresh_claimed`` does for each, with the statements a refresh
+    costs shared by the group: one ``SELECT … FOR UPDATE`` locks the rows,
+    their token requests go out side by side (``threads.call_each``), each
+    answer is stored as ``refresh_claimed`` would, and one commit stores the
+    rotated tokens of all (docs/refresh-engine.md, "Groups").
+
+    If anything fails before the token requests, the transaction rolls back
+    and each connection goes through ``refresh_claimed`` alone. If anything
+    fails after them, the transaction rolls back and each answer already
+    received is stored in a transaction of its own (``_store_alone``): a
+    rotated refresh token is never dropped because another connection of
+    the group failed.
+    """
+    if len(connection_ids) == 1:
+        return [refresh_claimed(connection_id=connection_ids[0], lease_token=lease_token, batch=batch).outcome]
+    group = Batch(clients=batch.clients)  # its history joins the batch's once committed
+    answers: dict = {}
+    try:
+        with transaction.atomic():
+            rows = _lock_group_for_worker(connection_ids, group)
+            outcomes, counted, calls = {}, {}, []
+            for connection_id in map(str, connection_ids):
+                connection = rows.get(connection_id)
+                if done := _claim_check(connection, lease_token):
+                    outcomes[connection_id] = done.outcome
+                    continue
+                counted[connection_id] = metrics.refresh_started(connection)
+                if done := _before_request(connection, lease_token=lease_token, extra=False):
+                    outcomes[connection_id] = done.outcome
+                else:
+                    calls.append(connection)
+            answers = dict(zip((str(c.pk) for c in calls), threads.call_each(_request, calls), strict=True))
+            for connection in calls:
+                outcomes[str(connection.pk)] = _answered(connection, answers[str(connection.pk)], lease_token, group)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        logger.exception("refresh group of %d failed; storing each on its own", len(connection_ids))
+        return [_alone(connection_id, answers, lease_token, batch) for connection_id in connection_ids]
+    batch.events.extend(group.events)
+    for connection_id, done in counted.items():
+        if outcomes[connection_id] != Outcome.ERROR:  # counted by refresh_failed_unexpectedly
+            done(outcomes[connection_id])
+    return [outcomes[str(connection_id)] for connection_id in connection_ids]
+
+
+def _answered(connection: Connection, answer, lease_token: uuid.UUID, batch: Batch) -> Outcome:
+    if isinstance(answer, Exception) and not isinstance(answer, TokenEndpointError):
+        # Not the provider's answer (e.g. a bug or the network stack): nothing is stored, the claim runs out.
+        logger.error("refresh of connection %s failed unexpectedly", connection.pk, exc_info=answer)
+        metrics.refresh_failed_unexpectedly()
+        return Outcome.ERROR
+    issued_at, _sent, tokens_or_error = answer
+    return _after_request(
+        connection, issued_at, tokens_or_error, lease_token=lease_token, detail="Refreshed.", batch=batch
+    ).outcome
+
+
+def _alone(connection_id, answers: dict, lease_token: uuid.UUID, batch: Batch) -> Outcome:
+    """One connection of a group whose transaction failed, in a transaction of its own."""
+    try:
+        if str(connection_id) not in answers:
+            return refresh_claimed(connection_id=connection_id, lease_token=lease_token, batch=batch).outcome
+        return _store_alone(connection_id, answers[str(connection_id)], lease_token, batch)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        logger.exception("refresh of connection %s failed unexpectedly", connection_id)
+        metrics.refresh_failed_unexpectedly()
+        return Outcome.ERROR
+
+
+def _store_alone(connection_id, answer, lease_token: uuid.UUID, batch: Batch) -> Outcome:
+    """The provider's answer to a group's token request, stored after the group's transaction failed.
+
+    The row is locked again; the answer is stored only while the claim is
+    still this batch's and the refresh token the one that was sent.
+    """
+    with transaction.atomic():
+        connection = _lock_for_worker(connection_id, batch)
+        if connection is None or connection.lease_token != lease_token:
+            logger.warning("refresh of connection %s: answer not stored, the claim is no longer ours", connection_id)
+            return Outcome.SKIPPED
+        if isinstance(answer, tuple) and answer[1] != connection.refresh_token:
+            logger.warning("refresh of connection %s: answer not stored, refreshed meanwhile", connection_id)
+            return Outcome.SKIPPED
+        connection.count_token_call()
+        done = metrics.refresh_started(connection)
+        outcome = _answered(connection, answer, lease_token, batch)
+    if outcome != Outcome.ERROR:
+        done(outcome)
+    return outcome
 
 
 def refresh_on_demand(*, connection: Connection) -> RefreshResult:
@@ -483,6 +616,15 @@ def _refresh_locked(
     The engine's own retries slow down to the scheduled pace instead
     (``_retry_delay``).
     """
+    if done := _before_request(connection, lease_token=lease_token, extra=extra):
+        return done
+    issued_at, _sent, answer = _request(connection)
+    return _after_request(connection, issued_at, answer, lease_token=lease_token, detail=detail, batch=batch)
+
+
+def _before_request(connection: Connection, *, lease_token: uuid.UUID | None, extra: bool) -> RefreshResult | None:
+    """What ends a refresh of a locked connection before any token request (or None), and the
+    request counted against the provider's daily budget when one goes out."""
     now = timezone.now()
     if connection.refresh_token_expires_at and connection.refresh_token_expires_at <= now:
         return mark_needs_reauth(
@@ -496,19 +638,41 @@ def _refresh_locked(
             return RefreshResult(Outcome.DEFERRED, connection, message, retry_at=until)
         return _defer(connection, message, until)
     connection.count_token_call()
-    issued_at = timezone.now()
+    return None
+
+
+def _request(connection: Connection) -> tuple[datetime, str, TokenSet | TokenEndpointError]:
+    """The token request: (when it went out, the refresh token sent, the tokens or the provider's error).
+
+    Reads nothing from the database, so a group's requests run on threads without one.
+    """
+    issued_at, sent = timezone.now(), connection.refresh_token
     try:
-        tokens = refresh_tokens(connection.oauth_client, refresh_token=connection.refresh_token)
+        return issued_at, sent, refresh_tokens(connection.oauth_client, refresh_token=sent)
     except TokenEndpointError as error:
-        logger.info("refresh of connection %s failed: %s", connection.id, error.message)
-        if error.kind == PERMANENT:
+        return issued_at, sent, error
+
+
+def _after_request(
+    connection: Connection,
+    issued_at: datetime,
+    answer: TokenSet | TokenEndpointError,
+    *,
+    lease_token: uuid.UUID | None,
+    detail: str,
+    batch: Batch | None,
+) -> RefreshResult:
+    """Store the provider's answer for the locked connection, in its transaction."""
+    if isinstance(answer, TokenEndpointError):
+        logger.info("refresh of connection %s failed: %s", connection.id, answer.message)
+        if answer.kind == PERMANENT:
             return mark_needs_reauth(
-                connection, _permanent_message(connection, error, lease_token), status=error.status
+                connection, _permanent_message(connection, answer, lease_token), status=answer.status
             )
-        return _fail(connection, error)
-    if not tokens.access_token:
+        return _fail(connection, answer)
+    if not answer.access_token:
         return _fail(connection, TokenEndpointError("The provider answered without an access token.", kind=TRANSIENT))
-    return _succeed(connection, tokens, issued_at, detail=detail, batch=batch)
+    return _succeed(connection, answer, issued_at, detail=detail, batch=batch)
 
 
 def _policy(connection: Connection):

@@ -331,12 +331,14 @@ REFRESH_TASK_TIME_LIMIT = env_int("REFRESH_TASK_TIME_LIMIT", 150)
 REFRESH_RETRY_BASE_SECONDS = env_int("REFRESH_RETRY_BASE_SECONDS", 30)
 # Claimed refreshes go out as up to FANOUT tasks (the number of worker
 # processes) of at most BATCH_MAX ids, which a worker process refreshes THREADS
-# at a time; a batch stops starting refreshes after BATCH_SECONDS and releases
+# at a time (token requests in flight), GROUP_SIZE of them under one
+# transaction; a batch stops starting refreshes after BATCH_SECONDS and releases
 # the rest for the next sweep (docs/refresh-engine.md). One thread on SQLite:
 # its writers take turns anyway.
 REFRESH_BATCH_FANOUT = env_int("REFRESH_BATCH_FANOUT", 4)
 REFRESH_BATCH_MAX = env_int("REFRESH_BATCH_MAX", 96)
 REFRESH_THREADS = env_int("REFRESH_THREADS", 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 16)
+REFRESH_GROUP_SIZE = env_int("REFRESH_GROUP_SIZE", 8)
 REFRESH_BATCH_SECONDS = float(env_str("REFRESH_BATCH_SECONDS", "15"))
 # Routine "refreshed" history events are deleted after this many days (hourly);
 # failures, needs_reauth and the rest are kept.
