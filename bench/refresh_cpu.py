@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """CPU cost of one refresh, without Celery: a companion to refresh_engine.py.
 
-Calls ``connections.refresh.refresh_claimed`` (the function the Celery task
-runs) for ``--connections`` due, leased connections in one thread of this
-process, against the Exact Online emulator (latency 0 by default), and reports
+Calls ``connections.refresh.refresh_group`` (what the Celery task runs for
+each group of ``--group`` ids; ``--group 1`` is ``refresh_claimed``) for
+``--connections`` due, leased connections in one thread of this process, the
+group's token requests one after the other in that thread, against the
+Exact Online emulator (latency 0 by default), and reports
 the CPU time of the calling thread per refresh (``time.thread_time``: the
 emulator's threads are not counted). CPU time, not wall time, so the number
 holds on a busy machine, which makes it the number to compare before and after
@@ -35,6 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--connections", type=int, default=2000)
     p.add_argument("--latency", type=float, default=0.0, help="provider latency, s (%(default)s)")
     p.add_argument("--tls", action="store_true", help="the provider speaks https, as a real one does")
+    p.add_argument("--group", type=int, default=8, help="ids per transaction, as REFRESH_GROUP_SIZE (%(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="measure this many rounds, report each (%(default)s)")
     p.add_argument("--profile", action="store_true", help="print the top functions by cumulative CPU (cProfile)")
     p.add_argument("--profile-out", help="also save the cProfile data to this file (for pstats)")
@@ -47,9 +50,12 @@ def main(argv=None) -> int:
     lock = rb.RunLock(args)
     rb.create_database(args, env)
     rb.setup_django(env)
+    from django.conf import settings
     from django.db import connection, transaction
 
-    from connections.refresh import Batch, refresh_claimed, write_history
+    from connections.refresh import Batch, refresh_group, write_history
+
+    settings.REFRESH_THREADS = 1  # a group's token requests in this thread, so its CPU clock counts them
 
     exact = rb.Provider(args.latency, args.tls_files)
     try:
@@ -73,7 +79,13 @@ def main(argv=None) -> int:
             if profiler:
                 profiler.enable()
             batch = Batch()
-            results = [refresh_claimed(connection_id=i, lease_token=lease, batch=batch).outcome for i in ids]
+            results = [
+                outcome
+                for start in range(0, len(ids), args.group)
+                for outcome in refresh_group(
+                    connection_ids=ids[start : start + args.group], lease_token=lease, batch=batch
+                )
+            ]
             write_history(batch.events)
             if profiler:
                 profiler.disable()
@@ -87,7 +99,8 @@ def main(argv=None) -> int:
                 f"(provider outcomes {exact.outcomes})"
             )
         print(
-            f"\nCPU per refresh (calling thread, no Celery{', https' if args.tls else ''}): {min(per_round):.2f} ms best, "
+            f"\nCPU per refresh (calling thread, no Celery, groups of {args.group}{', https' if args.tls else ''}): "
+            f"{min(per_round):.2f} ms best, "
             f"{sorted(per_round)[len(per_round) // 2]:.2f} ms median of {len(per_round)} rounds"
         )
         if args.profile and args.profile_out:

@@ -392,6 +392,7 @@ def refresh_group(*, connection_ids: list, lease_token: uuid.UUID, batch: Batch)
     if len(connection_ids) == 1:
         return [refresh_claimed(connection_id=connection_ids[0], lease_token=lease_token, batch=batch).outcome]
     group = Batch(clients=batch.clients)  # its history joins the batch's once committed
+    sent: set[str] = set()  # requests that may have gone out
     answers: dict = {}
     try:
         with transaction.atomic():
@@ -407,6 +408,7 @@ def refresh_group(*, connection_ids: list, lease_token: uuid.UUID, batch: Batch)
                     outcomes[connection_id] = done.outcome
                 else:
                     calls.append(connection)
+            sent.update(str(c.pk) for c in calls)
             answers = dict(zip((str(c.pk) for c in calls), threads.call_each(_request, calls), strict=True))
             for connection in calls:
                 outcomes[str(connection.pk)] = _answered(connection, answers[str(connection.pk)], lease_token, group)
@@ -414,7 +416,7 @@ def refresh_group(*, connection_ids: list, lease_token: uuid.UUID, batch: Batch)
         raise
     except Exception:
         logger.exception("refresh group of %d failed; storing each on its own", len(connection_ids))
-        return [_alone(connection_id, answers, lease_token, batch) for connection_id in connection_ids]
+        return [_alone(connection_id, sent, answers, lease_token, batch) for connection_id in connection_ids]
     batch.events.extend(group.events)
     for connection_id, done in counted.items():
         if outcomes[connection_id] != Outcome.ERROR:  # counted by refresh_failed_unexpectedly
@@ -434,12 +436,18 @@ def _answered(connection: Connection, answer, lease_token: uuid.UUID, batch: Bat
     ).outcome
 
 
-def _alone(connection_id, answers: dict, lease_token: uuid.UUID, batch: Batch) -> Outcome:
+def _alone(connection_id, sent: set[str], answers: dict, lease_token: uuid.UUID, batch: Batch) -> Outcome:
     """One connection of a group whose transaction failed, in a transaction of its own."""
     try:
-        if str(connection_id) not in answers:
-            return refresh_claimed(connection_id=connection_id, lease_token=lease_token, batch=batch).outcome
-        return _store_alone(connection_id, answers[str(connection_id)], lease_token, batch)
+        if str(connection_id) in answers:
+            return _store_alone(connection_id, answers[str(connection_id)], lease_token, batch)
+        if str(connection_id) in sent:
+            # Its request may have gone out, its answer is unknown: never a second one with the
+            # same refresh token. The claim runs out (``interrupted_at`` then explains a refusal).
+            logger.error("refresh of connection %s: the answer to its token request is unknown", connection_id)
+            metrics.refresh_failed_unexpectedly()
+            return Outcome.ERROR
+        return refresh_claimed(connection_id=connection_id, lease_token=lease_token, batch=batch).outcome
     except SoftTimeLimitExceeded:
         raise
     except Exception:

@@ -174,3 +174,26 @@ def test_a_group_skips_what_it_no_longer_owns_and_refreshes_the_rest(groups_of_f
     assert refreshes(exact) == 2
     for connection in mine:
         stored(connection, exact)
+
+
+def test_a_group_that_fails_while_its_requests_are_out_never_sends_a_second_one(
+    groups_of_four, due, exact, monkeypatch
+):
+    """The answers are unknown: a second request with the same refresh token would be refused
+    and cost the connection its grant (Exact Online rotates refresh tokens)."""
+    connections = due(4)
+    call_each = threads.call_each
+
+    def sent_then_lost(function, items):
+        call_each(function, items)
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(threads, "call_each", sent_then_lost)
+    ids, lease = claim_due()
+
+    assert refresh_batch(connection_ids=ids, lease_token=lease) == {"error": 4}
+
+    assert refreshes(exact) == 4
+    for connection in connections:
+        connection.refresh_from_db()
+        assert connection.lease_token == lease  # the claims run out; the next attempt knows it was interrupted
