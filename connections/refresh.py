@@ -5,8 +5,10 @@
    written in the claiming transaction, ``SELECT … FOR UPDATE SKIP LOCKED`` on
    PostgreSQL), splits the claim into batches (``split_claim``) and queues each
    batch as a ``refresh_connections`` task.
-2. **Batch** (a worker): ``refresh_batch`` runs the batch's ids on this
-   process's refresh threads, each through ``refresh_claimed``.
+2. **Batch** (a worker): ``refresh_batch`` runs the batch's ids in groups
+   on this process's refresh threads, each group through ``refresh_group``:
+   one transaction locks the group's rows, its token requests go out side by
+   side, one commit stores the answers (a group of one: ``refresh_claimed``).
 3. **Entry points**: ``refresh_claimed`` (a batch, holding the lease),
    ``refresh_on_demand`` (the token API: the refresh is due and no worker has
    done it) and ``refresh_forced`` (an admin's "refresh now", inside the

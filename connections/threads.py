@@ -98,7 +98,9 @@ def call_each(function: Callable[[Item], Result], items: list[Item]) -> list[Res
 def _call_pool() -> ThreadPoolExecutor:
     global _calls, _calls_pid
     if _calls is None or _calls_pid != os.getpid():
-        _calls = ThreadPoolExecutor(max_workers=settings.REFRESH_THREADS, thread_name_prefix="refresh-call")
+        # Each group thread sends one of its requests itself: REFRESH_THREADS in flight at most.
+        size = max(1, settings.REFRESH_THREADS - group_threads())
+        _calls = ThreadPoolExecutor(max_workers=size, thread_name_prefix="refresh-call")
         _calls_pid = os.getpid()
     return _calls
 

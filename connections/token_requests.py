@@ -22,6 +22,7 @@ import threading
 import urllib3
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
+from django.conf import settings
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from common import metrics
@@ -32,7 +33,7 @@ from . import oauth
 from .oauth import PERMANENT, TRANSIENT, TokenEndpointError, TokenSet, classify_answer, token_set
 
 HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
-# Keep-alive connections kept per endpoint: one per refresh thread is enough.
+# Keep-alive connections kept per endpoint: one per token request in flight (REFRESH_THREADS) is enough.
 POOL_CONNECTIONS = 16
 
 _pools: dict[tuple, urllib3.PoolManager] = {}
@@ -153,8 +154,12 @@ def _new_pool(proxy: str | None, verify, cert) -> urllib3.PoolManager:
     elif cert:
         tls["cert_file"] = cert
     if proxy:
-        return urllib3.ProxyManager(proxy, num_pools=16, maxsize=POOL_CONNECTIONS, **tls)
-    return urllib3.PoolManager(num_pools=64, maxsize=POOL_CONNECTIONS, **tls)
+        return urllib3.ProxyManager(proxy, num_pools=16, maxsize=_pool_size(), **tls)
+    return urllib3.PoolManager(num_pools=64, maxsize=_pool_size(), **tls)
+
+
+def _pool_size() -> int:
+    return max(POOL_CONNECTIONS, settings.REFRESH_THREADS)
 
 
 def reset_pools() -> None:
