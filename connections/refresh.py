@@ -49,7 +49,7 @@ from audit.services import SYSTEM, audit_record
 from common import metrics
 from oauthclients.models import OAuthClient
 
-from . import rowcache, threads
+from . import rowcache, threads, worker_rows
 from .events import connection_event
 from .models import Connection, ConnectionEvent, EventKind, Status
 from .notifications import notify_needs_reauth
@@ -267,20 +267,6 @@ def write_history(events: list[ConnectionEvent]) -> None:
 
 # --- 3. Entry points: lock the row, decide, refresh ------------------------------------------------
 
-# What a worker never reads: left out of its locked SELECT (a deferred field
-# still loads on first access, and assigning one saves it). The token API and
-# admins get the whole row: they read the access token they caused.
-_WORKER_DEFERRED = (
-    "access_token",
-    "account_id",
-    "account_name",
-    "account_email",
-    "account_details",
-    "account_division",
-    "connected_at",
-    "created_at",
-)
-
 
 def _locked_rows():
     return Connection.objects.select_for_update(of=("self",)).select_related("oauth_client")
@@ -296,67 +282,10 @@ def _lock_for_request(connection_id) -> Connection | None:
     return _locked_rows().filter(pk=connection_id).first()
 
 
-_WORKER_FIELDS = [f for f in Connection._meta.concrete_fields if f.name not in _WORKER_DEFERRED]
-_WORKER_SELECT = f"SELECT {', '.join(f.column for f in _WORKER_FIELDS)} FROM connections_connection"  # noqa: S608
-_converters: dict[str, list] = {}
-
-
-def _lock_for_worker(connection_id, batch: Batch) -> Connection | None:
-    """``SELECT … FOR UPDATE`` of one row, the columns a worker reads, its client from the batch.
-
-    Written out rather than built by the ORM per refresh: building that query
-    and its model cost a third of a refresh's CPU (docs/benchmarks.md). The
-    values go through the same converters the ORM would apply (decryption,
-    the backend's types), worked out once per database backend.
-    """
-    lock = " FOR UPDATE" if db_connection.features.has_select_for_update else ""
-    with db_connection.cursor() as cursor:
-        cursor.execute(_WORKER_SELECT + " WHERE id = %s" + lock, [_id_param(connection_id)])
-        row = cursor.fetchone()
-    return None if row is None else _worker_connection(row, batch)
-
-
-def _lock_group_for_worker(connection_ids: list, batch: Batch) -> dict:
-    """The rows of a group, locked in one ``SELECT … ORDER BY id FOR UPDATE``: {id: Connection}.
-
-    In the order of their ids, so two transactions that lock overlapping
-    groups queue instead of deadlocking.
-    """
-    lock = " FOR UPDATE" if db_connection.features.has_select_for_update else ""
-    where = f" WHERE id IN ({', '.join(['%s'] * len(connection_ids))}) ORDER BY id"
-    with db_connection.cursor() as cursor:
-        cursor.execute(_WORKER_SELECT + where + lock, [_id_param(i) for i in connection_ids])
-        rows = cursor.fetchall()
-    connections = (_worker_connection(row, batch) for row in rows)
-    return {str(connection.pk): connection for connection in connections}
-
-
-def _id_param(connection_id):
-    return _FIELDS["id"].get_db_prep_value(connection_id, db_connection)
-
-
-def _worker_connection(row: tuple, batch: Batch) -> Connection:
-    converters = _converters.get(db_connection.vendor) or _converters.setdefault(
-        db_connection.vendor,
-        [
-            [*db_connection.ops.get_db_converters(f.cached_col), *f.get_db_converters(db_connection)]
-            for f in _WORKER_FIELDS
-        ],
-    )
-    values = []
-    for value, field_converters, column in zip(row, converters, _WORKER_FIELDS, strict=True):
-        for convert in field_converters:
-            value = convert(value, column.cached_col, db_connection)
-        values.append(value)
-    connection = Connection.from_db(db_connection.alias, [f.attname for f in _WORKER_FIELDS], values)
-    connection.oauth_client = batch.client(connection.oauth_client_id)
-    return connection
-
-
 def refresh_claimed(*, connection_id, lease_token: uuid.UUID, batch: Batch) -> RefreshResult:
     """A worker's refresh of a connection the sweeper claimed with ``lease_token``."""
     with transaction.atomic():
-        connection = _lock_for_worker(connection_id, batch)
+        connection = worker_rows.lock_one(connection_id, batch.client)
         if skipped := _claim_check(connection, lease_token):
             return skipped
         return _refresh_locked(connection, lease_token=lease_token, detail="Refreshed.", extra=False, batch=batch)
@@ -398,7 +327,7 @@ def refresh_group(*, connection_ids: list, lease_token: uuid.UUID, batch: Batch)
     answers: dict = {}
     try:
         with transaction.atomic():
-            rows = _lock_group_for_worker(connection_ids, group)
+            rows = worker_rows.lock_group(connection_ids, group.client)
             outcomes, counted, calls = {}, {}, []
             for connection_id in map(str, connection_ids):
                 connection = rows.get(connection_id)
@@ -465,7 +394,7 @@ def _store_alone(connection_id, answer, lease_token: uuid.UUID, batch: Batch) ->
     still this batch's and the refresh token the one that was sent.
     """
     with transaction.atomic():
-        connection = _lock_for_worker(connection_id, batch)
+        connection = worker_rows.lock_one(connection_id, batch.client)
         if connection is None or connection.lease_token != lease_token:
             logger.warning("refresh of connection %s: answer not stored, the claim is no longer ours", connection_id)
             return Outcome.SKIPPED
@@ -781,7 +710,9 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
     connection.last_error_at = None
     _release(connection)
     # Only the columns that changed, in the lock's transaction.
-    _save_columns(connection, [name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]])
+    worker_rows.save_columns(
+        connection, [name for name in _SUCCESS_FIELDS if getattr(connection, name) != before[name]]
+    )
     refreshed = ConnectionEvent(
         connection=connection,
         kind=EventKind.REFRESHED,
@@ -807,23 +738,6 @@ def _succeed(connection: Connection, tokens, issued_at: datetime, *, detail: str
             unavailable_seconds=round(unavailable, 1),
         )
     return RefreshResult(Outcome.REFRESHED, connection)
-
-
-_FIELDS = {f.name: f for f in Connection._meta.concrete_fields}
-
-
-def _save_columns(connection: Connection, names: list[str]) -> None:
-    """``UPDATE … SET <these columns> WHERE id = …``: what ``save(update_fields=…)`` does,
-    without building the query anew for each of hundreds of refreshes a second."""
-    connection.updated_at = timezone.now()
-    fields = [_FIELDS[name] for name in (*names, "updated_at")]
-    assignments = ", ".join(f"{db_connection.ops.quote_name(f.column)} = %s" for f in fields)
-    params = [f.get_db_prep_save(getattr(connection, f.attname), db_connection) for f in fields]
-    with db_connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE connections_connection SET {assignments} WHERE id = %s",  # noqa: S608 (model's column names)
-            [*params, _FIELDS["id"].get_db_prep_value(connection.pk, db_connection)],
-        )
 
 
 def _timing(connection: Connection, old_expiry: datetime | None, issued_at: datetime) -> dict:

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from django.db import DatabaseError
 
-from connections import refresh, threads
+from connections import refresh, threads, worker_rows
 from connections.models import Connection, EventKind, Status
 from connections.oauth import TRANSIENT, TokenEndpointError
 from connections.refresh import claim_due, refresh_batch
@@ -99,7 +99,7 @@ def test_a_group_whose_transaction_fails_after_the_token_requests_stores_every_a
 ):
     """The provider rotated every refresh token of the group: none may be lost."""
     connections = due(4)
-    original, calls = refresh._save_columns, []
+    original, calls = worker_rows.save_columns, []
 
     def fails_once(connection, names):
         calls.append(connection.pk)
@@ -107,7 +107,7 @@ def test_a_group_whose_transaction_fails_after_the_token_requests_stores_every_a
             raise DatabaseError("server closed the connection unexpectedly")
         return original(connection, names)
 
-    monkeypatch.setattr(refresh, "_save_columns", fails_once)
+    monkeypatch.setattr(worker_rows, "save_columns", fails_once)
     ids, lease = claim_due()
 
     assert refresh_batch(connection_ids=ids, lease_token=lease) == {"refreshed": 4}
@@ -121,14 +121,14 @@ def test_a_connection_whose_answer_cannot_be_stored_keeps_its_claim_and_the_rest
     groups_of_four, due, exact, monkeypatch
 ):
     broken, *others = due(4)
-    original = refresh._save_columns
+    original = worker_rows.save_columns
 
     def fails_for_one(connection, names):
         if connection.pk == broken.pk:
             raise DatabaseError("value too long for type character varying(40)")
         return original(connection, names)
 
-    monkeypatch.setattr(refresh, "_save_columns", fails_for_one)
+    monkeypatch.setattr(worker_rows, "save_columns", fails_for_one)
     ids, lease = claim_due()
 
     assert refresh_batch(connection_ids=ids, lease_token=lease) == {"refreshed": 3, "error": 1}
