@@ -218,9 +218,7 @@ def refresh_batch(*, connection_ids: list, lease_token: uuid.UUID) -> dict[str, 
             raise  # the task is out of time: stop here
         except Exception:
             # The transaction rolled back; the claims run out and a later sweep tries again.
-            logger.exception("refresh of connections %s failed unexpectedly", ", ".join(map(str, ids)))
-            metrics.refresh_failed_unexpectedly()
-            return [Outcome.ERROR] * len(ids)
+            return [_unexpected(", ".join(map(str, ids)), "failed unexpectedly")] * len(ids)
 
     try:
         outcomes = [
@@ -358,9 +356,7 @@ def refresh_group(*, connection_ids: list, lease_token: uuid.UUID, batch: Batch)
 def _answered(connection: Connection, answer, lease_token: uuid.UUID, batch: Batch) -> Outcome:
     if isinstance(answer, Exception) and not isinstance(answer, TokenEndpointError):
         # Not the provider's answer (e.g. a bug or the network stack): nothing is stored, the claim runs out.
-        logger.error("refresh of connection %s failed unexpectedly", connection.pk, exc_info=answer)
-        metrics.refresh_failed_unexpectedly()
-        return Outcome.ERROR
+        return _unexpected(connection.pk, "failed unexpectedly", error=answer)
     issued_at, _sent, tokens_or_error = answer
     return _after_request(
         connection, issued_at, tokens_or_error, lease_token=lease_token, detail="Refreshed.", batch=batch
@@ -375,16 +371,22 @@ def _alone(connection_id, sent: set[str], answers: dict, lease_token: uuid.UUID,
         if str(connection_id) in sent:
             # Its request may have gone out, its answer is unknown: never a second one with the
             # same refresh token. The claim runs out (``interrupted_at`` then explains a refusal).
-            logger.error("refresh of connection %s: the answer to its token request is unknown", connection_id)
-            metrics.refresh_failed_unexpectedly()
-            return Outcome.ERROR
+            return _unexpected(connection_id, "the answer to its token request is unknown", error=None)
         return refresh_claimed(connection_id=connection_id, lease_token=lease_token, batch=batch).outcome
     except SoftTimeLimitExceeded:
         raise
     except Exception:
-        logger.exception("refresh of connection %s failed unexpectedly", connection_id)
-        metrics.refresh_failed_unexpectedly()
-        return Outcome.ERROR
+        return _unexpected(connection_id, "failed unexpectedly")
+
+
+def _unexpected(connection_ids, what: str, *, error: BaseException | None | bool = True) -> Outcome:
+    """Log and count a refresh that ended neither with the provider's answer stored nor skipped.
+
+    ``error``: the exception (``True``: the one being handled; ``None``: none).
+    """
+    logger.error("refresh of connection %s: %s", connection_ids, what, exc_info=error)
+    metrics.refresh_failed_unexpectedly()
+    return Outcome.ERROR
 
 
 def _store_alone(connection_id, answer, lease_token: uuid.UUID, batch: Batch) -> Outcome:
